@@ -1,0 +1,31 @@
+//! Serde types of the Docker Engine API (v1.41) that berth serves and consumes.
+//!
+//! Shared by the engine (which produces these shapes), berthd (which serves them) and the
+//! `berth` CLI (which reads them), so that output is identical whether a command went
+//! through the daemon or ran daemonless.
+//!
+//! Request types are lenient, as real clients demand: every field is optional, `null`
+//! means "default", and unknown fields are kept (and echoed back in inspect) rather than
+//! refused. Response types follow the field order and null-ness of a real dockerd.
+
+pub mod container;
+pub mod filters;
+pub mod image;
+pub mod stdcopy;
+pub mod system;
+pub mod strslice;
+
+pub use container::*;
+pub use image::*;
+pub use system::*;
+
+/// The API version berth advertises and speaks.
+pub const API_VERSION: &str = "1.41";
+/// The oldest API version berth accepts in a `/vX.Y/` prefix.
+pub const MIN_API_VERSION: &str = "1.24";
+
+/// The body of every error response: `{"message": "..."}`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ErrorResponse {
+    pub message: String,
+}
