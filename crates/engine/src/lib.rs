@@ -11,3 +11,8 @@ pub mod image;
 
 pub use caller::Caller;
 pub use error::ErrorKind;
+pub mod cgroups;
+pub mod config;
+pub mod events;
+pub mod rootfs;
+pub mod spec;
