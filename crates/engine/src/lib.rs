@@ -5,14 +5,21 @@
 //! so audit and policy can be added without touching the transports.
 
 pub mod caller;
-pub mod error;
-pub mod fsutil;
-pub mod image;
-
-pub use caller::Caller;
-pub use error::ErrorKind;
 pub mod cgroups;
 pub mod config;
+pub mod container;
+pub mod engine;
+pub mod error;
 pub mod events;
+pub mod fsutil;
+pub mod image;
+pub mod images;
+pub mod process;
 pub mod rootfs;
 pub mod spec;
+pub mod system;
+
+pub use caller::Caller;
+pub use config::EngineConfig;
+pub use engine::{Engine, EngineError};
+pub use error::ErrorKind;

@@ -1,0 +1,348 @@
+//! `logs` and output `attach`: reading the shim's `json-file` log, once or following it.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use shim::LogEntry;
+use tokio::sync::mpsc;
+
+use super::Container;
+use crate::engine::{Engine, EngineError};
+use crate::Caller;
+
+/// Which stream a piece of output came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogStream {
+    Stdout,
+    Stderr,
+}
+
+/// One piece of output: normally one line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogChunk {
+    pub stream: LogStream,
+    pub bytes: Vec<u8>,
+    /// When the shim read it, RFC 3339 with nanoseconds.
+    pub time: String,
+}
+
+/// What `logs` returns.
+#[derive(Debug, Clone, Default)]
+pub struct LogOptions {
+    pub stdout: bool,
+    pub stderr: bool,
+    pub follow: bool,
+    /// Only the last N lines.
+    pub tail: Option<usize>,
+    /// Only lines at or after this time (Unix nanoseconds).
+    pub since: Option<i64>,
+    /// Only lines before this time (Unix nanoseconds).
+    pub until: Option<i64>,
+}
+
+/// How many chunks may wait for a slow reader before the reader of the log file pauses:
+/// back-pressure instead of an unbounded buffer.
+const CHANNEL_DEPTH: usize = 64;
+/// How often a follower looks for new lines.
+const POLL: Duration = Duration::from_millis(20);
+
+impl Engine {
+    /// The container's logs (`GET /containers/{id}/logs`). Returns whether the container has
+    /// a terminal (raw output) and a channel of output chunks that closes at the end.
+    pub async fn container_logs(
+        &self,
+        _caller: &Caller,
+        name: &str,
+        opts: LogOptions,
+    ) -> Result<(bool, mpsc::Receiver<LogChunk>), EngineError> {
+        let container = self.find(name)?;
+        self.refresh(&container).await;
+        let tty = container.snapshot().config.tty;
+        let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
+        let engine = self.self_arc();
+        tokio::spawn(async move {
+            let path = container.log_path();
+            let mut lines = read_all(&path).await;
+            lines.retain(|e| wanted(e, &opts));
+            if let Some(n) = opts.tail {
+                let skip = lines.len().saturating_sub(n);
+                lines.drain(..skip);
+            }
+            for e in lines {
+                if tx.send(to_chunk(e)).await.is_err() {
+                    return;
+                }
+            }
+            if opts.follow && opts.until.is_none_or(|u| u > crate::events::now_nanos()) {
+                let start = Follower::at_end(&path);
+                follow(engine, container, start, tx, opts, FollowUntil::NotRunning).await;
+            }
+        });
+        Ok((tty, rx))
+    }
+
+    /// The container's live output from now on (the output half of `attach`), ending when the
+    /// container next exits or is removed.
+    pub async fn attach_output(
+        &self,
+        _caller: &Caller,
+        name: &str,
+        stdout: bool,
+        stderr: bool,
+    ) -> Result<(bool, mpsc::Receiver<LogChunk>), EngineError> {
+        let container = self.find(name)?;
+        let rec = container.snapshot();
+        let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
+        let opts = LogOptions {
+            stdout,
+            stderr,
+            follow: true,
+            ..Default::default()
+        };
+        let engine = self.self_arc();
+        let start = Follower::at_end(&container.log_path());
+        let exits = container.lifecycle.borrow().exits;
+        let until = if rec.state.status.is_running() {
+            FollowUntil::NotRunning
+        } else {
+            FollowUntil::ExitAfter(exits)
+        };
+        tokio::spawn(follow(engine, container, start, tx, opts, until));
+        Ok((rec.config.tty, rx))
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum FollowUntil {
+    /// Stop once the container is not running.
+    NotRunning,
+    /// Stop after the container's exit counter passes this value (or it is removed).
+    ExitAfter(u64),
+}
+
+/// A position in the current log file.
+struct Follower {
+    path: PathBuf,
+    reader: Option<BufReader<File>>,
+    inode: u64,
+    partial: Vec<u8>,
+}
+
+impl Follower {
+    fn at_end(path: &Path) -> Self {
+        let mut f = Self {
+            path: path.to_path_buf(),
+            reader: None,
+            inode: 0,
+            partial: Vec::new(),
+        };
+        if let Ok(file) = File::open(path) {
+            use std::io::Seek;
+            let mut file = file;
+            let _ = file.seek(std::io::SeekFrom::End(0));
+            f.inode = file.metadata().map(|m| m.ino()).unwrap_or(0);
+            f.reader = Some(BufReader::new(file));
+        }
+        f
+    }
+
+    /// Reads the complete lines that arrived since the last call.
+    fn read_new(&mut self) -> Vec<LogEntry> {
+        let mut out = Vec::new();
+        loop {
+            if self.reader.is_none() {
+                match File::open(&self.path) {
+                    Ok(file) => {
+                        self.inode = file.metadata().map(|m| m.ino()).unwrap_or(0);
+                        self.reader = Some(BufReader::new(file));
+                    }
+                    Err(_) => return out,
+                }
+            }
+            let Some(reader) = self.reader.as_mut() else {
+                return out;
+            };
+            loop {
+                match reader.read_until(b'\n', &mut self.partial) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) if self.partial.ends_with(b"\n") => {
+                        if let Ok(e) = serde_json::from_slice::<LogEntry>(&self.partial) {
+                            out.push(e);
+                        }
+                        self.partial.clear();
+                    }
+                    Ok(_) => {}
+                }
+            }
+            // Rotated? The shim renamed the file and started a new one.
+            let current = std::fs::metadata(&self.path)
+                .map(|m| m.ino())
+                .unwrap_or(self.inode);
+            if current == self.inode {
+                return out;
+            }
+            self.reader = None;
+            self.partial.clear();
+        }
+    }
+}
+
+async fn follow(
+    engine: Option<Arc<Engine>>,
+    container: Arc<Container>,
+    mut follower: Follower,
+    tx: mpsc::Sender<LogChunk>,
+    opts: LogOptions,
+    until: FollowUntil,
+) {
+    let mut rx = container.lifecycle.subscribe();
+    loop {
+        let life = *rx.borrow_and_update();
+        let finished = life.removed
+            || match until {
+                FollowUntil::NotRunning => !life.status.is_running(),
+                FollowUntil::ExitAfter(n) => life.exits > n,
+            };
+        let (f, batch) = tokio::task::spawn_blocking(move || {
+            let batch = follower.read_new();
+            (follower, batch)
+        })
+        .await
+        .unwrap_or_else(|_| (Follower::at_end(&container.log_path()), Vec::new()));
+        follower = f;
+        for e in batch.into_iter().filter(|e| wanted(e, &opts)) {
+            if tx.send(to_chunk(e)).await.is_err() {
+                return;
+            }
+        }
+        if finished || tx.is_closed() {
+            return;
+        }
+        if let Some(until) = opts.until {
+            if crate::events::now_nanos() >= until {
+                return;
+            }
+        }
+        let _ = tokio::time::timeout(POLL, rx.changed()).await;
+        if let Some(engine) = &engine {
+            if !engine.watching {
+                engine.refresh(&container).await;
+            }
+        }
+    }
+}
+
+fn wanted(e: &LogEntry, opts: &LogOptions) -> bool {
+    let stream_ok = match e.stream.as_str() {
+        "stdout" => opts.stdout,
+        "stderr" => opts.stderr,
+        _ => false,
+    };
+    if !stream_ok {
+        return false;
+    }
+    if opts.since.is_none() && opts.until.is_none() {
+        return true;
+    }
+    let t = chrono::DateTime::parse_from_rfc3339(&e.time)
+        .ok()
+        .and_then(|t| t.timestamp_nanos_opt())
+        .unwrap_or(0);
+    opts.since.is_none_or(|s| t >= s) && opts.until.is_none_or(|u| t < u)
+}
+
+fn to_chunk(e: LogEntry) -> LogChunk {
+    LogChunk {
+        stream: if e.stream == "stderr" {
+            LogStream::Stderr
+        } else {
+            LogStream::Stdout
+        },
+        bytes: e.log.into_bytes(),
+        time: e.time,
+    }
+}
+
+/// Every entry of a log and its rotated files, oldest first.
+async fn read_all(path: &Path) -> Vec<LogEntry> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let mut files = Vec::new();
+        for n in (1..100).rev() {
+            let p = PathBuf::from(format!("{}.{n}", path.display()));
+            if p.exists() {
+                files.push(p);
+            }
+        }
+        files.push(path);
+        let mut out = Vec::new();
+        for p in files {
+            let Ok(f) = File::open(&p) else { continue };
+            for line in BufReader::new(f).split(b'\n').map_while(Result::ok) {
+                if let Ok(e) = serde_json::from_slice::<LogEntry>(&line) {
+                    out.push(e);
+                }
+            }
+        }
+        out
+    })
+    .await
+    .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(stream: &str, log: &str, time: &str) -> LogEntry {
+        LogEntry {
+            log: log.into(),
+            stream: stream.into(),
+            time: time.into(),
+        }
+    }
+
+    #[test]
+    fn filters_by_stream_and_time() {
+        let e = entry("stderr", "x\n", "2026-01-01T00:00:01Z");
+        let mut o = LogOptions {
+            stdout: true,
+            ..Default::default()
+        };
+        assert!(!wanted(&e, &o));
+        o.stderr = true;
+        assert!(wanted(&e, &o));
+        o.since = Some(2_000_000_000 + 1_767_225_600_000_000_000);
+        assert!(!wanted(&e, &o));
+    }
+
+    #[tokio::test]
+    async fn follower_reads_whole_lines_and_survives_rotation() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("c-json.log");
+        let line = |s: &str| {
+            serde_json::to_string(&entry("stdout", s, "2026-01-01T00:00:00Z")).unwrap() + "\n"
+        };
+        std::fs::write(&log, line("old\n")).unwrap();
+        let mut f = Follower::at_end(&log);
+        assert!(f.read_new().is_empty());
+        let whole = line("a\n");
+        let (first, second) = whole.split_at(10);
+        std::fs::write(&log, format!("{}{}", line("old\n"), first)).unwrap();
+        assert!(f.read_new().is_empty(), "half a line is not a line");
+        let mut content = std::fs::read_to_string(&log).unwrap();
+        content.push_str(second);
+        std::fs::write(&log, content).unwrap();
+        assert_eq!(f.read_new().len(), 1);
+        std::fs::rename(&log, dir.path().join("c-json.log.1")).unwrap();
+        std::fs::write(&log, line("b\n")).unwrap();
+        let got = f.read_new();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].log, "b\n");
+        assert_eq!(read_all(&log).await.len(), 3);
+    }
+}

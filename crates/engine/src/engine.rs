@@ -1,0 +1,163 @@
+//! The engine: one value that owns the stores and serves every operation.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock, Weak};
+
+use crate::cgroups;
+use crate::config::EngineConfig;
+use crate::container::{Container, ContainerError};
+use crate::events::Events;
+use crate::image::{ImageError, ImageStore};
+use crate::ErrorKind;
+
+/// Any engine failure. Transports map [`EngineError::kind`] to status and exit codes and
+/// show the message as it is.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Container(#[from] ContainerError),
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error("Failed to open the engine's state in {path:?}: {source}")]
+    Open {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl EngineError {
+    /// The kind of failure.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Container(e) => e.kind(),
+            Self::Image(e) => e.kind(),
+            Self::Open { .. } => ErrorKind::Internal,
+        }
+    }
+}
+
+/// The in-memory index of containers: by id, and names to ids.
+#[derive(Default)]
+pub(crate) struct Index {
+    pub by_id: HashMap<String, Arc<Container>>,
+    /// Names with their leading `/`.
+    pub names: HashMap<String, String>,
+}
+
+impl Index {
+    /// Finds a container by full id, name (with or without `/`) or unique id prefix.
+    pub fn find(&self, key: &str) -> Result<Arc<Container>, ContainerError> {
+        if key.is_empty() {
+            return Err(ContainerError::NotFound { id: key.into() });
+        }
+        if let Some(c) = self.by_id.get(key) {
+            return Ok(c.clone());
+        }
+        let name = if key.starts_with('/') {
+            key.to_string()
+        } else {
+            format!("/{key}")
+        };
+        if let Some(id) = self.names.get(&name) {
+            if let Some(c) = self.by_id.get(id) {
+                return Ok(c.clone());
+            }
+        }
+        if key.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let mut found = self.by_id.iter().filter(|(id, _)| id.starts_with(key));
+            if let Some((_, c)) = found.next() {
+                if found.next().is_some() {
+                    return Err(ContainerError::Ambiguous { prefix: key.into() });
+                }
+                return Ok(c.clone());
+            }
+        }
+        Err(ContainerError::NotFound { id: key.into() })
+    }
+}
+
+/// The berth engine.
+pub struct Engine {
+    pub(crate) config: EngineConfig,
+    pub(crate) images: ImageStore,
+    pub(crate) index: RwLock<Index>,
+    pub(crate) events: Events,
+    pub(crate) cgroup_version: cgroups::Version,
+    /// Whether this process watches shims (berthd) or only looks when asked (daemonless).
+    pub(crate) watching: bool,
+    /// This engine itself, for tasks that outlive a call (shim watchers).
+    me: Weak<Engine>,
+}
+
+impl Engine {
+    /// Opens the engine on its roots, loading every container and image, and reconciles what
+    /// is on disk with what runs. With `watch`, running containers' shims are watched so
+    /// exits are handled as they happen (requires a tokio runtime).
+    pub async fn open(config: EngineConfig, watch: bool) -> Result<Arc<Self>, EngineError> {
+        for dir in [
+            config.data_root.join("containers"),
+            config.exec_root.join("containers"),
+            config.exec_root.join("runtime"),
+        ] {
+            std::fs::create_dir_all(&dir).map_err(|source| EngineError::Open {
+                path: dir.clone(),
+                source,
+            })?;
+        }
+        let images = ImageStore::open(&config.data_root.join("image"))?;
+        let engine = Arc::new_cyclic(|me| Self {
+            config,
+            images,
+            index: RwLock::new(Index::default()),
+            events: Events::default(),
+            cgroup_version: cgroups::Version::detect(),
+            watching: watch,
+            me: me.clone(),
+        });
+        engine.load_containers()?;
+        engine.reconcile().await;
+        Ok(engine)
+    }
+
+    /// The engine's settings.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// The event bus.
+    pub fn events(&self) -> &Events {
+        &self.events
+    }
+
+    /// The cgroup layout in use.
+    pub fn cgroup_version(&self) -> cgroups::Version {
+        self.cgroup_version
+    }
+
+    /// The image store.
+    pub fn images(&self) -> &ImageStore {
+        &self.images
+    }
+
+    pub(crate) fn self_arc(&self) -> Option<Arc<Engine>> {
+        self.me.upgrade()
+    }
+
+    pub(crate) fn find(&self, key: &str) -> Result<Arc<Container>, ContainerError> {
+        self.index
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .find(key)
+    }
+
+    pub(crate) fn all_containers(&self) -> Vec<Arc<Container>> {
+        self.index
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .by_id
+            .values()
+            .cloned()
+            .collect()
+    }
+}

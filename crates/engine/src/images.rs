@@ -1,0 +1,117 @@
+//! The engine's image operations: the image store plus callers, events and the
+//! containers that use an image.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+
+use api_types::filters::Filters;
+use api_types::{ImageDeleteItem, ImageInspect, ImageSummary};
+
+use crate::engine::{Engine, EngineError};
+use crate::image::{ImportOptions, LoadedImage};
+use crate::Caller;
+
+impl Engine {
+    /// Loads a `docker save` archive (`POST /images/load`). Blocking: call it from a
+    /// blocking thread.
+    pub fn load_images(
+        &self,
+        caller: &Caller,
+        archive: &mut dyn Read,
+    ) -> Result<Vec<LoadedImage>, EngineError> {
+        let loaded = self.images.load(archive)?;
+        for img in &loaded {
+            let mut attrs = BTreeMap::new();
+            attrs.insert(
+                "name".to_string(),
+                img.tags.first().cloned().unwrap_or_else(|| img.id.clone()),
+            );
+            self.events.emit(caller, "image", "load", &img.id, attrs);
+        }
+        Ok(loaded)
+    }
+
+    /// Makes an image of a root file system tarball (`POST /images/create?fromSrc=-`).
+    /// Blocking: call it from a blocking thread.
+    pub fn import_image(
+        &self,
+        caller: &Caller,
+        rootfs: &mut dyn Read,
+        opts: &ImportOptions,
+    ) -> Result<String, EngineError> {
+        let id = self.images.import(rootfs, opts)?;
+        let mut attrs = BTreeMap::new();
+        attrs.insert(
+            "name".to_string(),
+            opts.repo_tag.clone().unwrap_or_else(|| id.clone()),
+        );
+        self.events.emit(caller, "image", "import", &id, attrs);
+        Ok(id)
+    }
+
+    /// Adds a tag to an image (`POST /images/{name}/tag`).
+    pub fn tag_image(
+        &self,
+        caller: &Caller,
+        source: &str,
+        repo: &str,
+        tag: Option<&str>,
+    ) -> Result<(), EngineError> {
+        self.images.tag(source, repo, tag)?;
+        let image = self.images.resolve(source)?;
+        let mut attrs = BTreeMap::new();
+        attrs.insert(
+            "name".to_string(),
+            format!(
+                "{repo}:{}",
+                tag.filter(|t| !t.is_empty()).unwrap_or("latest")
+            ),
+        );
+        self.events.emit(caller, "image", "tag", &image.id, attrs);
+        Ok(())
+    }
+
+    /// Lists images (`GET /images/json`).
+    pub fn list_images(
+        &self,
+        _caller: &Caller,
+        all: bool,
+        filters: &Filters,
+    ) -> Result<Vec<ImageSummary>, EngineError> {
+        Ok(self.images.list(all, filters)?)
+    }
+
+    /// Inspects an image (`GET /images/{name}/json`).
+    pub fn inspect_image(&self, _caller: &Caller, name: &str) -> Result<ImageInspect, EngineError> {
+        Ok(self.images.inspect(name)?)
+    }
+
+    /// Removes or untags an image (`DELETE /images/{name}`), refusing while containers use it
+    /// as Docker does.
+    pub fn remove_image(
+        &self,
+        caller: &Caller,
+        name: &str,
+        force: bool,
+    ) -> Result<Vec<ImageDeleteItem>, EngineError> {
+        let users = |image_id: &str| -> Vec<(String, bool)> {
+            self.all_containers()
+                .iter()
+                .map(|c| c.snapshot())
+                .filter(|r| r.image_id == image_id)
+                .map(|r| (r.id, r.state.status.is_running()))
+                .collect()
+        };
+        let items = self.images.remove(name, force, &users)?;
+        for item in &items {
+            let (action, id) = match item {
+                ImageDeleteItem::Untagged(t) => ("untag", t),
+                ImageDeleteItem::Deleted(d) => ("delete", d),
+            };
+            let mut attrs = BTreeMap::new();
+            attrs.insert("name".to_string(), name.to_string());
+            self.events.emit(caller, "image", action, id, attrs);
+        }
+        Ok(items)
+    }
+}
