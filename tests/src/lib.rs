@@ -1,1 +1,464 @@
-//! e2e harness
+//! The end-to-end harness: a real `berthd` on a temporary socket and root, real containers,
+//! the real `docker` CLI, and clean-up that runs even when a test fails.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The directory holding the workspace's built binaries (`target/debug`).
+pub fn bin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("BERTH_BIN_DIR") {
+        return dir.into();
+    }
+    // Test binaries live in target/<profile>/deps.
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir").to_path_buf();
+    for bin in ["berthd", "berth", "berth-shim", "berth-runtime"] {
+        assert!(
+            dir.join(bin).is_file(),
+            "{} is missing: run `cargo build --workspace --bins` before the end-to-end tests",
+            dir.join(bin).display()
+        );
+    }
+    dir
+}
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// A `docker save` archive of a busybox image built from Debian's busybox-static, made once
+/// per test process.
+pub fn busybox_archive() -> &'static Path {
+    static ARCHIVE: OnceLock<PathBuf> = OnceLock::new();
+    ARCHIVE.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("berth-e2e-image-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = dir.join("busybox.tar");
+        let st = Command::new("bash")
+            .arg(repo_root().join("scripts/make-busybox-image.sh"))
+            .arg(&out)
+            .args(["--tag", "busybox:latest"])
+            .status()
+            .expect("run make-busybox-image.sh");
+        assert!(st.success(), "make-busybox-image.sh failed");
+        out
+    })
+}
+
+/// A running berthd with its own socket, data root and exec root. Dropping it removes every
+/// container it made, stops it, and removes its mounts, cgroups and directories.
+pub struct Daemon {
+    pub root: tempfile::TempDir,
+    pub socket: PathBuf,
+    child: Option<Child>,
+    pub runtime: String,
+}
+
+impl Daemon {
+    /// Starts a daemon and loads the busybox image into it.
+    pub fn start() -> Self {
+        Self::start_with_runtime("berth")
+    }
+
+    /// Starts a daemon whose containers use `runtime` by default.
+    pub fn start_with_runtime(runtime: &str) -> Self {
+        let root = tempfile::Builder::new().prefix("berth-e2e-").tempdir().unwrap();
+        let socket = root.path().join("berth.sock");
+        let mut d = Self {
+            root,
+            socket,
+            child: None,
+            runtime: runtime.to_string(),
+        };
+        d.spawn();
+        let out = d.berth(&["load", "-i", busybox_archive().to_str().unwrap()]);
+        assert!(out.status.success(), "load failed: {}", String::from_utf8_lossy(&out.stderr));
+        d
+    }
+
+    pub fn data_root(&self) -> PathBuf {
+        self.root.path().join("data")
+    }
+
+    pub fn exec_root(&self) -> PathBuf {
+        self.root.path().join("exec")
+    }
+
+    /// Starts the berthd process and waits for its socket to answer.
+    pub fn spawn(&mut self) {
+        if let Err(e) = self.try_spawn() {
+            panic!("{e}");
+        }
+    }
+
+    fn try_spawn(&mut self) -> Result<(), String> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.root.path().join("berthd.log"))
+            .map_err(|e| e.to_string())?;
+        let child = Command::new(bin_dir().join("berthd"))
+            .arg("-H")
+            .arg(format!("unix://{}", self.socket.display()))
+            .arg("--data-root")
+            .arg(self.data_root())
+            .arg("--exec-root")
+            .arg(self.exec_root())
+            .arg("--pidfile")
+            .arg(self.root.path().join("berthd.pid"))
+            .args(["--default-runtime", &self.runtime, "--log-level", "debug"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("cannot start berthd: {e}"))?;
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(r) = self.request("GET", "/_ping", &[], b"") {
+                if r.status == 200 {
+                    return Ok(());
+                }
+            }
+            if let Some(Ok(Some(st))) = self.child.as_mut().map(|c| c.try_wait()) {
+                self.child = None;
+                return Err(format!("berthd exited with {st}: {}", self.log()));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Err(format!("berthd did not answer within 20 s: {}", self.log()))
+    }
+
+    /// Stops berthd with SIGTERM and waits for it (containers keep running).
+    pub fn stop_daemon(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(child.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    /// Kills berthd with SIGKILL (as a crash would).
+    pub fn kill_daemon(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The daemon's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.root.path().join("berthd.log")).unwrap_or_default()
+    }
+
+    /// The `DOCKER_HOST`/`BERTH_HOST` value for this daemon.
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.socket.display())
+    }
+
+    /// A `berth` command pointed at this daemon.
+    pub fn berth_cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(bin_dir().join("berth"));
+        c.env("BERTH_HOST", self.host()).args(args).stdin(Stdio::null());
+        c
+    }
+
+    /// Runs `berth` with `args`.
+    pub fn berth(&self, args: &[&str]) -> Output {
+        run_with_timeout(self.berth_cmd(args), Duration::from_secs(120))
+    }
+
+    /// A real `docker` CLI command pointed at this daemon.
+    pub fn docker_cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(docker_binary());
+        c.env("DOCKER_HOST", self.host())
+            .env("DOCKER_CONFIG", self.root.path().join("docker-config"))
+            .env_remove("DOCKER_CONTEXT")
+            .args(args)
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Runs the real `docker` CLI with `args`.
+    pub fn docker(&self, args: &[&str]) -> Output {
+        run_with_timeout(self.docker_cmd(args), Duration::from_secs(120))
+    }
+
+    /// One HTTP/1.1 request on a fresh connection.
+    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> std::io::Result<HttpResponse> {
+        http(&self.socket, method, path, headers, body)
+    }
+
+    /// The ids of every container (`ps -aq --no-trunc` through the API).
+    pub fn container_ids(&self) -> Vec<String> {
+        let r = self.request("GET", "/containers/json?all=1", &[], b"");
+        match r {
+            Ok(r) if r.status == 200 => serde_json::from_slice::<serde_json::Value>(&r.body)
+                .ok()
+                .and_then(|v| v.as_array().cloned())
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|c| c["Id"].as_str().map(String::from))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Removes every container by force, through the API.
+    pub fn remove_all_containers(&self) {
+        for id in self.container_ids() {
+            let _ = self.request("DELETE", &format!("/containers/{id}?force=1"), &[], b"");
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // A test that stopped the daemon: bring it back to remove what it made.
+        if self.child.is_none() && self.try_spawn().is_err() {
+            self.child = None;
+        }
+        if self.child.is_some() {
+            self.remove_all_containers();
+        }
+        self.stop_daemon();
+        cleanup_root(&self.data_root(), &self.exec_root());
+    }
+}
+
+/// The last resort after a test: kills processes of containers still recorded under the data
+/// root (only pids whose start time matches the record), unmounts what is mounted under the
+/// roots, and removes the containers' cgroups.
+pub fn cleanup_root(data_root: &Path, exec_root: &Path) {
+    let containers = data_root.join("containers");
+    if let Ok(rd) = std::fs::read_dir(&containers) {
+        for e in rd.flatten() {
+            let id = e.file_name().to_string_lossy().into_owned();
+            if let Ok(text) = std::fs::read_to_string(e.path().join("container.json")) {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
+                    let p = &v["state"]["processes"];
+                    if let (Some(shim), Some(start)) = (p["shim_pid"].as_i64(), p["shim_start_time"].as_u64()) {
+                        if start_time(shim as i32) == Some(start) {
+                            if let Some(pid) = p["pid"].as_i64() {
+                                let _ = nix::sys::signal::kill(
+                                    nix::unistd::Pid::from_raw(pid as i32),
+                                    nix::sys::signal::Signal::SIGKILL,
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+            remove_cgroups(&id);
+        }
+    }
+    for root in [data_root, exec_root] {
+        let mut mounts = mounts_under(root);
+        mounts.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+        for m in mounts {
+            let _ = nix::mount::umount2(&m, nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+}
+
+fn remove_cgroups(id: &str) {
+    if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
+        for c in rd.flatten() {
+            let _ = std::fs::remove_dir(c.path().join("berth").join(id));
+        }
+    }
+    let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup/berth").join(id));
+}
+
+/// Mount points at or under `root`.
+pub fn mounts_under(root: &Path) -> Vec<PathBuf> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(PathBuf::from)
+        .filter(|p| p.starts_with(root))
+        .collect()
+}
+
+fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 2..];
+    rest.split(' ').nth(19)?.parse().ok()
+}
+
+/// The docker CLI to test against.
+pub fn docker_binary() -> PathBuf {
+    std::env::var_os("BERTH_TEST_DOCKER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/local/bin/docker"))
+}
+
+/// Runs a command, killing it (by its own pid) if it takes longer than `timeout`.
+pub fn run_with_timeout(mut cmd: Command, timeout: Duration) -> Output {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out_t = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = stdout.read_to_end(&mut b);
+        b
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = stderr.read_to_end(&mut b);
+        b
+    });
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let st = child.wait().unwrap();
+            panic!("{cmd:?} took longer than {timeout:?} (killed: {st})");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    Output {
+        status,
+        stdout: out_t.join().unwrap(),
+        stderr: err_t.join().unwrap(),
+    }
+}
+
+/// A response read by [`http`].
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+/// A minimal HTTP/1.1 client over a Unix socket (Content-Length and chunked bodies).
+pub fn http(socket: &Path, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> std::io::Result<HttpResponse> {
+    let mut s = UnixStream::connect(socket)?;
+    s.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    let mut has_len = false;
+    for (k, v) in headers {
+        has_len |= k.eq_ignore_ascii_case("content-length");
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if !has_len {
+        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes())?;
+    s.write_all(body)?;
+    read_response(&mut BufReader::new(s), method == "HEAD")
+}
+
+/// Reads one response.
+pub fn read_response<R: BufRead>(r: &mut R, head_only: bool) -> std::io::Result<HttpResponse> {
+    let mut line = String::new();
+    r.read_line(&mut line)?;
+    let status: u16 = line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad status line {line:?}")))?;
+    let mut headers = Vec::new();
+    loop {
+        let mut l = String::new();
+        r.read_line(&mut l)?;
+        let l = l.trim_end();
+        if l.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = l.split_once(':') {
+            headers.push((k.trim().to_string(), v.trim().to_string()));
+        }
+    }
+    let get = |n: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.clone());
+    let mut body = Vec::new();
+    if head_only || status == 204 || status == 304 || status == 101 {
+    } else if get("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        loop {
+            let mut size = String::new();
+            r.read_line(&mut size)?;
+            let n = usize::from_str_radix(size.trim(), 16).map_err(std::io::Error::other)?;
+            if n == 0 {
+                let mut end = String::new();
+                r.read_line(&mut end)?;
+                break;
+            }
+            let mut chunk = vec![0; n];
+            r.read_exact(&mut chunk)?;
+            body.extend(chunk);
+            let mut crlf = [0; 2];
+            r.read_exact(&mut crlf)?;
+        }
+    } else if let Some(len) = get("content-length").and_then(|v| v.parse::<usize>().ok()) {
+        body = vec![0; len];
+        r.read_exact(&mut body)?;
+    } else {
+        r.read_to_end(&mut body)?;
+    }
+    Ok(HttpResponse { status, headers, body })
+}
+
+/// Output as text.
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Asserts a command succeeded, showing its output if not.
+pub fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "command failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// Whether the tests can run: they need root (namespaces, mounts, cgroups).
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
