@@ -14,6 +14,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub mod jsonfile;
+mod spawn;
+
+pub use spawn::{spawn, READY_FD};
+
 /// Everything a shim needs to run one container.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ShimConfig {
@@ -91,10 +96,14 @@ impl ExitStatus {
 /// the directory. Readers see the old content or the new, never a torn file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "path has no file name"))?;
-    let tmp = dir.join(format!(".{}.tmp{}", name.to_string_lossy(), std::process::id()));
+    let name = path.file_name().ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "path has no file name")
+    })?;
+    let tmp = dir.join(format!(
+        ".{}.tmp{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
     {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
@@ -131,6 +140,10 @@ mod tests {
         };
         write_atomic(&path, &serde_json::to_vec(&st).unwrap()).unwrap();
         assert_eq!(ExitStatus::read(&path).unwrap(), Some(st));
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temp file left");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temp file left"
+        );
     }
 }
