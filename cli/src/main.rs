@@ -1,1 +1,123 @@
-fn main() {}
+//! `berth`: the command line of the berth container engine. It takes docker's commands and
+//! flags (so `alias docker=berth` works) and talks to `berthd` over the Docker Engine API.
+
+mod backend;
+mod commands;
+mod exit;
+mod format;
+mod reference;
+mod stream;
+mod template;
+mod units;
+
+use std::io::Write;
+
+use clap::{ArgAction, CommandFactory, Parser};
+
+use crate::backend::http::{HttpBackend, DEFAULT_HOST};
+use crate::commands::Command;
+
+/// A self-sufficient runtime for containers
+#[derive(Parser, Debug)]
+#[command(
+    name = "berth",
+    disable_version_flag = true,
+    disable_help_subcommand = true
+)]
+struct Cli {
+    /// Daemon socket to connect to
+    #[arg(short = 'H', long = "host", env = "BERTH_HOST", default_value = DEFAULT_HOST, value_name = "list")]
+    host: String,
+    /// Set the logging level ("debug", "info", "warn", "error", "fatal")
+    #[arg(
+        short = 'l',
+        long = "log-level",
+        default_value = "info",
+        value_name = "string"
+    )]
+    log_level: String,
+    /// Run the engine inside this process instead of talking to berthd
+    #[arg(long)]
+    daemonless: bool,
+    /// Print version information and quit
+    #[arg(short = 'v', long = "version", action = ArgAction::SetTrue)]
+    version: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+/// Maps a command-line parsing failure to docker's exit statuses: help is 0, a missing
+/// argument 1, any other usage error 125.
+fn parse_error_status(e: &clap::Error) -> i32 {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => 0,
+        ErrorKind::MissingRequiredArgument
+        | ErrorKind::TooFewValues
+        | ErrorKind::MissingSubcommand => 1,
+        _ => 125,
+    }
+}
+
+fn run(cli: Cli) -> i32 {
+    if cli.version {
+        println!("berth version {}", env!("CARGO_PKG_VERSION"));
+        return 0;
+    }
+    if !matches!(
+        cli.log_level.as_str(),
+        "debug" | "info" | "warn" | "error" | "fatal" | "panic" | "trace"
+    ) {
+        eprintln!("Unable to parse logging level: {}", cli.log_level);
+        return 1;
+    }
+    let Some(command) = cli.command else {
+        let _ = Cli::command().print_help();
+        return 0;
+    };
+    if cli.daemonless {
+        eprintln!("berth: --daemonless is not yet supported");
+        return 1;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("berth: cannot start the async runtime: {e}");
+            return 1;
+        }
+    };
+    let result = runtime.block_on(async {
+        let backend = HttpBackend::new(&cli.host)?;
+        commands::execute(&backend, command).await
+    });
+    // A blocked stdin reader must not keep the process alive.
+    runtime.shutdown_background();
+    let _ = std::io::stdout().flush();
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            let (code, message) = exit::exit_status(&e);
+            if !message.is_empty() {
+                eprintln!("{message}");
+            }
+            code
+        }
+    }
+}
+
+fn main() {
+    let code = match Cli::try_parse() {
+        Ok(cli) => run(cli),
+        Err(e) => {
+            let _ = e.print();
+            parse_error_status(&e)
+        }
+    };
+    std::process::exit(code);
+}

@@ -1,0 +1,954 @@
+//! [`Backend`] over the Docker Engine API on berthd's Unix socket.
+//!
+//! Ordinary calls share keep-alive connections from a pool, like docker's client: a long
+//! wait holds its connection, so a following start opens another one. Attach gets a
+//! connection of its own that is upgraded (`Upgrade: tcp`, `101`) into a raw stream.
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use api_types::filters::Filters;
+use api_types::{
+    ContainerCreateRequest, ContainerCreateResponse, ContainerInspect, ContainerSummary,
+    ContainersPruneResponse, ErrorResponse, EventMessage, ImageDeleteItem, ImageInspect,
+    ImageSummary, Info, ProgressMessage, Version, WaitResponse,
+};
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt, TryStreamExt};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Empty, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::header::{
+    HeaderValue, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST, UPGRADE, USER_AGENT,
+};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyperlocal::UnixConnector;
+use serde::de::DeserializeOwned;
+use tokio::io::AsyncReadExt;
+use tokio::net::UnixStream;
+use tokio::sync::OnceCell;
+use tokio_util::io::{ReaderStream, StreamReader};
+
+use super::{
+    AttachOptions, AttachStream, Backend, BackendError, ByteReader, ContainerListOptions,
+    ErrorKind, EventStream, EventsOptions, ImageListOptions, ImportOptions, ImportSource,
+    Inspected, LogsOptions, PingInfo, ProgressStream, RemoveOptions, Result, WaitCondition,
+    WaitHandle,
+};
+
+/// The daemon address used when neither `-H` nor `BERTH_HOST` says otherwise.
+pub const DEFAULT_HOST: &str = "unix:///run/berth/berth.sock";
+/// The newest API version this client speaks.
+pub const CLIENT_API_VERSION: &str = "1.41";
+/// What docker assumes when a ping does not name a version.
+const FALLBACK_API_VERSION: &str = "1.24";
+const USER_AGENT_VALUE: &str = concat!("Berth-Client/", env!("CARGO_PKG_VERSION"), " (linux)");
+
+type Body = UnsyncBoxBody<Bytes, io::Error>;
+
+/// The Docker Engine API client for berthd.
+#[derive(Clone)]
+pub struct HttpBackend {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    host: String,
+    socket: PathBuf,
+    client: Client<UnixConnector, Body>,
+    ping: OnceCell<PingInfo>,
+}
+
+/// Query parameters in order, encoded as Go's `url.Values` would (`+` for spaces).
+#[derive(Default)]
+struct Query(Vec<(&'static str, String)>);
+
+impl Query {
+    fn new() -> Self {
+        Self::default()
+    }
+
+    fn set(mut self, key: &'static str, value: impl Into<String>) -> Self {
+        self.0.push((key, value.into()));
+        self
+    }
+
+    fn flag(self, key: &'static str, on: bool) -> Self {
+        if on {
+            self.set(key, "1")
+        } else {
+            self
+        }
+    }
+
+    fn opt(self, key: &'static str, value: Option<impl Into<String>>) -> Self {
+        match value {
+            Some(v) => self.set(key, v),
+            None => self,
+        }
+    }
+
+    fn filters(self, filters: &Filters) -> Self {
+        if filters.is_empty() {
+            self
+        } else {
+            self.set("filters", filters.to_json())
+        }
+    }
+
+    fn encode(&self) -> String {
+        let mut pairs: Vec<&(&str, String)> = self.0.iter().collect();
+        pairs.sort_by_key(|(k, _)| *k);
+        pairs
+            .iter()
+            .map(|(k, v)| format!("{}={}", query_escape(k), query_escape(v)))
+            .collect::<Vec<_>>()
+            .join("&")
+    }
+}
+
+fn query_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// Escapes what cannot appear in a path; image references keep their `/`, `:` and `@`.
+fn path_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z'
+            | b'a'..=b'z'
+            | b'0'..=b'9'
+            | b'-'
+            | b'_'
+            | b'.'
+            | b'~'
+            | b'/'
+            | b':'
+            | b'@'
+            | b'+' => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+fn empty() -> Body {
+    Empty::new().map_err(|never| match never {}).boxed_unsync()
+}
+
+fn json_body(value: &impl serde::Serialize) -> Result<Body> {
+    let bytes = serde_json::to_vec(value).map_err(|e| BackendError::Protocol {
+        message: format!("cannot encode request: {e}"),
+    })?;
+    Ok(Full::new(Bytes::from(bytes))
+        .map_err(|never| match never {})
+        .boxed_unsync())
+}
+
+fn stream_body(reader: ByteReader) -> Body {
+    let frames = ReaderStream::new(reader).map_ok(Frame::data);
+    BodyExt::boxed_unsync(StreamBody::new(frames))
+}
+
+/// Orders dotted API versions numerically (`1.9` < `1.41`).
+fn version_less(a: &str, b: &str) -> bool {
+    let parse = |v: &str| -> Vec<u64> { v.split('.').map(|p| p.parse().unwrap_or(0)).collect() };
+    parse(a) < parse(b)
+}
+
+fn status_kind(status: StatusCode) -> ErrorKind {
+    match status.as_u16() {
+        404 => ErrorKind::NotFound,
+        409 => ErrorKind::Conflict,
+        400 => ErrorKind::InvalidParameter,
+        _ => ErrorKind::Other,
+    }
+}
+
+impl HttpBackend {
+    /// A client for the daemon at `host` (`unix:///path/to.sock`). Nothing is contacted yet.
+    pub fn new(host: &str) -> Result<Self> {
+        let socket = host
+            .strip_prefix("unix://")
+            .filter(|p| !p.is_empty())
+            .ok_or_else(|| BackendError::Protocol {
+                message: format!(
+                    "unsupported daemon host {host:?}: only unix:// sockets are supported"
+                ),
+            })?;
+        let client = Client::builder(TokioExecutor::new()).build(UnixConnector);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                host: host.to_string(),
+                socket: PathBuf::from(socket),
+                client,
+                ping: OnceCell::new(),
+            }),
+        })
+    }
+
+    fn connect_error(&self, e: io::Error) -> BackendError {
+        if e.kind() == io::ErrorKind::PermissionDenied {
+            BackendError::PermissionDenied {
+                host: self.inner.host.clone(),
+                source: e,
+            }
+        } else {
+            BackendError::Unreachable {
+                host: self.inner.host.clone(),
+                source: e,
+            }
+        }
+    }
+
+    fn map_client_error(&self, e: hyper_util::client::legacy::Error) -> BackendError {
+        if e.is_connect() {
+            let mut source: Option<&(dyn std::error::Error + 'static)> =
+                std::error::Error::source(&e);
+            while let Some(s) = source {
+                if let Some(io) = s.downcast_ref::<io::Error>() {
+                    return self.connect_error(io::Error::new(io.kind(), io.to_string()));
+                }
+                source = s.source();
+            }
+            return self.connect_error(io::Error::other(e.to_string()));
+        }
+        BackendError::Protocol {
+            message: format!("error during connect: {e}"),
+        }
+    }
+
+    fn build_request(&self, method: Method, path: &str, body: Body) -> Result<Request<Body>> {
+        let uri: hyper::Uri = hyperlocal::Uri::new(&self.inner.socket, path).into();
+        Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(HOST, "api.moby.localhost")
+            .header(USER_AGENT, USER_AGENT_VALUE)
+            .body(body)
+            .map_err(|e| BackendError::Protocol {
+                message: format!("bad request for {path}: {e}"),
+            })
+    }
+
+    /// Pings once per process and returns what the engine said.
+    async fn ping_info(&self) -> Result<&PingInfo> {
+        self.inner
+            .ping
+            .get_or_try_init(|| async {
+                let req = self.build_request(Method::HEAD, "/_ping", empty())?;
+                let mut resp = self
+                    .inner
+                    .client
+                    .request(req)
+                    .await
+                    .map_err(|e| self.map_client_error(e))?;
+                if resp.status() != StatusCode::OK
+                    && resp.status() != StatusCode::INTERNAL_SERVER_ERROR
+                {
+                    let req = self.build_request(Method::GET, "/_ping", empty())?;
+                    resp = self
+                        .inner
+                        .client
+                        .request(req)
+                        .await
+                        .map_err(|e| self.map_client_error(e))?;
+                }
+                let header = |name: &str| {
+                    resp.headers()
+                        .get(name)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string)
+                };
+                let server =
+                    header("Api-Version").unwrap_or_else(|| FALLBACK_API_VERSION.to_string());
+                let api_version = if version_less(&server, CLIENT_API_VERSION) {
+                    server
+                } else {
+                    CLIENT_API_VERSION.to_string()
+                };
+                let info = PingInfo {
+                    api_version,
+                    os_type: header("Ostype").unwrap_or_default(),
+                    experimental: header("Docker-Experimental").as_deref() == Some("true"),
+                };
+                // Drain the body so the connection returns to the pool.
+                let _ = resp.into_body().collect().await;
+                Ok(info)
+            })
+            .await
+    }
+
+    fn versioned(&self, api_version: &str, path: &str, query: &Query) -> String {
+        let q = query.encode();
+        if q.is_empty() {
+            format!("/v{api_version}{path}")
+        } else {
+            format!("/v{api_version}{path}?{q}")
+        }
+    }
+
+    /// Sends a request and turns an error status into [`BackendError::Daemon`].
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        query: Query,
+        body: Body,
+        headers: &[(&'static str, &str)],
+    ) -> Result<Response<Incoming>> {
+        let version = self.ping_info().await?.api_version.clone();
+        let url = self.versioned(&version, path, &query);
+        let has_body = hyper::body::Body::size_hint(&body).exact() != Some(0);
+        let mut req = self.build_request(method.clone(), &url, body)?;
+        if !has_body && method == Method::POST {
+            req.headers_mut()
+                .insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
+        }
+        for (name, value) in headers {
+            let v = HeaderValue::from_str(value).map_err(|e| BackendError::Protocol {
+                message: format!("bad header {name}: {e}"),
+            })?;
+            req.headers_mut().insert(*name, v);
+        }
+        let resp = self
+            .inner
+            .client
+            .request(req)
+            .await
+            .map_err(|e| self.map_client_error(e))?;
+        if resp.status().is_client_error() || resp.status().is_server_error() {
+            return Err(error_from_response(resp, &url).await);
+        }
+        Ok(resp)
+    }
+
+    async fn get_json<T: DeserializeOwned>(&self, path: &str, query: Query) -> Result<T> {
+        let resp = self.send(Method::GET, path, query, empty(), &[]).await?;
+        read_json(resp).await
+    }
+
+    async fn post_empty(&self, path: &str, query: Query) -> Result<()> {
+        let resp = self.send(Method::POST, path, query, empty(), &[]).await?;
+        let _ = resp.into_body().collect().await;
+        Ok(())
+    }
+
+    async fn inspect<T: DeserializeOwned>(&self, path: &str) -> Result<Inspected<T>> {
+        let resp = self
+            .send(Method::GET, path, Query::new(), empty(), &[])
+            .await?;
+        let raw = read_bytes(resp).await?;
+        let value = serde_json::from_slice(&raw).map_err(|e| BackendError::Protocol {
+            message: format!("cannot read the daemon's answer to {path}: {e}"),
+        })?;
+        Ok(Inspected { value, raw })
+    }
+}
+
+async fn read_bytes(resp: Response<Incoming>) -> Result<Bytes> {
+    Ok(resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| BackendError::Io(io::Error::other(e)))?
+        .to_bytes())
+}
+
+async fn read_json<T: DeserializeOwned>(resp: Response<Incoming>) -> Result<T> {
+    let bytes = read_bytes(resp).await?;
+    serde_json::from_slice(&bytes).map_err(|e| BackendError::Protocol {
+        message: format!("cannot read the daemon's answer: {e}"),
+    })
+}
+
+/// Builds the error for a failed response as docker's client does: the JSON `message` when
+/// the body is `application/json`, else the raw body, else a note about the route.
+async fn error_from_response(resp: Response<Incoming>, url: &str) -> BackendError {
+    let status = resp.status();
+    let is_json = resp
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        == Some("application/json");
+    let body = read_bytes(resp).await.unwrap_or_default();
+    let message = if body.is_empty() {
+        format!(
+            "request returned {} for API route and version {url}, check if the server supports the requested API version",
+            status.canonical_reason().unwrap_or(status.as_str())
+        )
+    } else if is_json {
+        match serde_json::from_slice::<ErrorResponse>(&body) {
+            Ok(e) => e.message,
+            Err(e) => format!("Error reading JSON: {e}"),
+        }
+    } else {
+        String::from_utf8_lossy(&body).trim().to_string()
+    };
+    BackendError::Daemon {
+        kind: status_kind(status),
+        message,
+    }
+}
+
+fn body_reader(resp: Response<Incoming>) -> ByteReader {
+    let stream = resp
+        .into_body()
+        .into_data_stream()
+        .map_err(io::Error::other);
+    Box::pin(StreamReader::new(stream))
+}
+
+/// Decodes a stream of concatenated JSON values (separated by nothing, `\n` or `\r\n`).
+pub fn json_stream<T: DeserializeOwned + Send + 'static>(
+    reader: ByteReader,
+) -> impl Stream<Item = Result<T>> + Send {
+    futures_util::stream::unfold(
+        (reader, Vec::<u8>::new(), false),
+        |(mut reader, mut buf, done)| async move {
+            if done {
+                return None;
+            }
+            loop {
+                let mut values = serde_json::Deserializer::from_slice(&buf).into_iter::<T>();
+                match values.next() {
+                    Some(Ok(v)) => {
+                        let used = values.byte_offset();
+                        buf.drain(..used);
+                        return Some((Ok(v), (reader, buf, false)));
+                    }
+                    Some(Err(e)) if !e.is_eof() => {
+                        let err = BackendError::Protocol {
+                            message: format!("cannot read the daemon's stream: {e}"),
+                        };
+                        return Some((Err(err), (reader, buf, true)));
+                    }
+                    _ => {}
+                }
+                let mut chunk = [0u8; 8192];
+                match reader.read(&mut chunk).await {
+                    Ok(0) => {
+                        if buf.iter().all(u8::is_ascii_whitespace) {
+                            return None;
+                        }
+                        let err = BackendError::Protocol {
+                            message: "unexpected EOF in the daemon's stream".into(),
+                        };
+                        return Some((Err(err), (reader, Vec::new(), true)));
+                    }
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    Err(e) => return Some((Err(BackendError::Io(e)), (reader, buf, true))),
+                }
+            }
+        },
+    )
+}
+
+fn progress_stream(resp: Response<Incoming>) -> ProgressStream {
+    Box::pin(json_stream::<ProgressMessage>(body_reader(resp)))
+}
+
+/// Reads an event leniently: fields an engine leaves out take their defaults.
+fn event_from_value(mut v: serde_json::Value) -> Result<EventMessage> {
+    if let Some(obj) = v.as_object_mut() {
+        for (key, default) in [
+            ("Type", serde_json::json!("")),
+            ("Action", serde_json::json!("")),
+            ("Actor", serde_json::json!({"ID": "", "Attributes": {}})),
+            ("scope", serde_json::json!("")),
+            ("time", serde_json::json!(0)),
+            ("timeNano", serde_json::json!(0)),
+        ] {
+            obj.entry(key).or_insert(default);
+        }
+        if let Some(actor) = obj.get_mut("Actor").and_then(|a| a.as_object_mut()) {
+            actor.entry("ID").or_insert(serde_json::json!(""));
+            let attrs = actor.entry("Attributes").or_insert(serde_json::json!({}));
+            if attrs.is_null() {
+                *attrs = serde_json::json!({});
+            }
+        }
+    }
+    serde_json::from_value(v).map_err(|e| BackendError::Protocol {
+        message: format!("cannot read an event: {e}"),
+    })
+}
+
+impl Backend for HttpBackend {
+    async fn ping(&self) -> Result<PingInfo> {
+        self.ping_info().await.cloned()
+    }
+
+    async fn version(&self) -> Result<Version> {
+        self.get_json("/version", Query::new()).await
+    }
+
+    async fn info(&self) -> Result<Info> {
+        self.get_json("/info", Query::new()).await
+    }
+
+    async fn events(&self, opts: EventsOptions) -> Result<EventStream> {
+        let query = Query::new()
+            .opt("since", opts.since)
+            .opt("until", opts.until)
+            .filters(&opts.filters);
+        let resp = self
+            .send(Method::GET, "/events", query, empty(), &[])
+            .await?;
+        let values = json_stream::<serde_json::Value>(body_reader(resp));
+        Ok(Box::pin(values.map(|v| v.and_then(event_from_value))))
+    }
+
+    async fn create_container(
+        &self,
+        name: Option<&str>,
+        body: &ContainerCreateRequest,
+    ) -> Result<ContainerCreateResponse> {
+        let query = Query::new().opt("name", name);
+        let resp = self
+            .send(
+                Method::POST,
+                "/containers/create",
+                query,
+                json_body(body)?,
+                &[("content-type", "application/json")],
+            )
+            .await?;
+        let created: serde_json::Value = read_json(resp).await?;
+        let id = created["Id"].as_str().unwrap_or_default().to_string();
+        if id.is_empty() {
+            return Err(BackendError::Protocol {
+                message: "the daemon created a container without an ID".into(),
+            });
+        }
+        let warnings = created["Warnings"]
+            .as_array()
+            .map(|w| {
+                w.iter()
+                    .filter_map(|x| x.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(ContainerCreateResponse { id, warnings })
+    }
+
+    async fn inspect_container(&self, id: &str) -> Result<Inspected<ContainerInspect>> {
+        self.inspect(&format!("/containers/{}/json", path_escape(id)))
+            .await
+    }
+
+    async fn list_containers(&self, opts: &ContainerListOptions) -> Result<Vec<ContainerSummary>> {
+        let query = Query::new()
+            .flag("all", opts.all)
+            .opt(
+                "limit",
+                opts.limit.filter(|l| *l > 0).map(|l| l.to_string()),
+            )
+            .flag("size", opts.size)
+            .filters(&opts.filters);
+        self.get_json("/containers/json", query).await
+    }
+
+    async fn start_container(&self, id: &str) -> Result<()> {
+        self.post_empty(
+            &format!("/containers/{}/start", path_escape(id)),
+            Query::new(),
+        )
+        .await
+    }
+
+    async fn stop_container(
+        &self,
+        id: &str,
+        timeout: Option<i64>,
+        signal: Option<&str>,
+    ) -> Result<()> {
+        let query = Query::new()
+            .opt("signal", signal)
+            .opt("t", timeout.map(|t| t.to_string()));
+        self.post_empty(&format!("/containers/{}/stop", path_escape(id)), query)
+            .await
+    }
+
+    async fn restart_container(
+        &self,
+        id: &str,
+        timeout: Option<i64>,
+        signal: Option<&str>,
+    ) -> Result<()> {
+        let query = Query::new()
+            .opt("signal", signal)
+            .opt("t", timeout.map(|t| t.to_string()));
+        self.post_empty(&format!("/containers/{}/restart", path_escape(id)), query)
+            .await
+    }
+
+    async fn kill_container(&self, id: &str, signal: Option<&str>) -> Result<()> {
+        let query = Query::new().opt("signal", signal);
+        self.post_empty(&format!("/containers/{}/kill", path_escape(id)), query)
+            .await
+    }
+
+    async fn remove_container(&self, id: &str, opts: RemoveOptions) -> Result<()> {
+        let query = Query::new()
+            .flag("force", opts.force)
+            .flag("v", opts.volumes);
+        let resp = self
+            .send(
+                Method::DELETE,
+                &format!("/containers/{}", path_escape(id)),
+                query,
+                empty(),
+                &[],
+            )
+            .await?;
+        let _ = resp.into_body().collect().await;
+        Ok(())
+    }
+
+    async fn rename_container(&self, id: &str, new_name: &str) -> Result<()> {
+        let query = Query::new().set("name", new_name);
+        self.post_empty(&format!("/containers/{}/rename", path_escape(id)), query)
+            .await
+    }
+
+    async fn pause_container(&self, id: &str) -> Result<()> {
+        self.post_empty(
+            &format!("/containers/{}/pause", path_escape(id)),
+            Query::new(),
+        )
+        .await
+    }
+
+    async fn unpause_container(&self, id: &str) -> Result<()> {
+        self.post_empty(
+            &format!("/containers/{}/unpause", path_escape(id)),
+            Query::new(),
+        )
+        .await
+    }
+
+    async fn wait_container(&self, id: &str, condition: WaitCondition) -> Result<WaitHandle> {
+        let query = match condition {
+            WaitCondition::NotRunning => Query::new(),
+            c => Query::new().set("condition", c.as_str()),
+        };
+        // The daemon sends the headers as soon as the wait is registered; the body follows
+        // when the condition is met.
+        let resp = self
+            .send(
+                Method::POST,
+                &format!("/containers/{}/wait", path_escape(id)),
+                query,
+                empty(),
+                &[],
+            )
+            .await?;
+        Ok(Box::pin(async move {
+            let bytes = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| BackendError::Protocol {
+                    message: format!("error waiting for container: {e}"),
+                })?
+                .to_bytes();
+            serde_json::from_slice::<WaitResponse>(&bytes).map_err(|e| BackendError::Protocol {
+                message: format!("error waiting for container: {e}"),
+            })
+        }))
+    }
+
+    async fn attach_container(&self, id: &str, opts: AttachOptions) -> Result<AttachStream> {
+        let version = self.ping_info().await?.api_version.clone();
+        let query = Query::new()
+            .flag("stderr", opts.stderr)
+            .flag("stdin", opts.stdin)
+            .flag("stdout", opts.stdout)
+            .set("stream", "1");
+        let url = self.versioned(
+            &version,
+            &format!("/containers/{}/attach", path_escape(id)),
+            &query,
+        );
+        // A connection of its own: after the 101 it carries raw bytes both ways.
+        let stream = UnixStream::connect(&self.inner.socket)
+            .await
+            .map_err(|e| self.connect_error(e))?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake::<_, Body>(TokioIo::new(stream))
+                .await
+                .map_err(|e| BackendError::Protocol {
+                    message: format!("attach: {e}"),
+                })?;
+        tokio::spawn(conn.with_upgrades());
+        let mut req = self.build_request(Method::POST, &url, empty())?;
+        let headers = req.headers_mut();
+        headers.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+        headers.insert(UPGRADE, HeaderValue::from_static("tcp"));
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        headers.insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| BackendError::Protocol {
+                message: format!("attach: {e}"),
+            })?;
+        let status = resp.status();
+        if status.is_client_error() || status.is_server_error() {
+            return Err(error_from_response(resp, &url).await);
+        }
+        if status != StatusCode::SWITCHING_PROTOCOLS {
+            return Err(BackendError::Protocol {
+                message: format!("unable to upgrade to tcp, received {}", status.as_u16()),
+            });
+        }
+        let upgraded = hyper::upgrade::on(resp)
+            .await
+            .map_err(|e| BackendError::Protocol {
+                message: format!("attach: {e}"),
+            })?;
+        let parts =
+            upgraded
+                .downcast::<TokioIo<UnixStream>>()
+                .map_err(|_| BackendError::Protocol {
+                    message: "attach: the upgraded connection is not a Unix socket".into(),
+                })?;
+        let (read_half, write_half) = parts.io.into_inner().into_split();
+        // Bytes that arrived with the 101 headers come first.
+        let early = std::io::Cursor::new(parts.read_buf);
+        Ok(AttachStream {
+            output: Box::pin(tokio::io::AsyncReadExt::chain(early, read_half)),
+            input: Box::pin(write_half),
+        })
+    }
+
+    async fn resize_container(&self, id: &str, height: u16, width: u16) -> Result<()> {
+        let query = Query::new()
+            .set("h", height.to_string())
+            .set("w", width.to_string());
+        self.post_empty(&format!("/containers/{}/resize", path_escape(id)), query)
+            .await
+    }
+
+    async fn container_logs(&self, id: &str, opts: &LogsOptions) -> Result<ByteReader> {
+        let query = Query::new()
+            .flag("details", opts.details)
+            .flag("follow", opts.follow)
+            .opt("since", opts.since.clone())
+            .flag("stderr", opts.stderr)
+            .flag("stdout", opts.stdout)
+            .set(
+                "tail",
+                if opts.tail.is_empty() {
+                    "all"
+                } else {
+                    &opts.tail
+                },
+            )
+            .flag("timestamps", opts.timestamps)
+            .opt("until", opts.until.clone());
+        let resp = self
+            .send(
+                Method::GET,
+                &format!("/containers/{}/logs", path_escape(id)),
+                query,
+                empty(),
+                &[],
+            )
+            .await?;
+        Ok(body_reader(resp))
+    }
+
+    async fn prune_containers(&self, filters: &Filters) -> Result<ContainersPruneResponse> {
+        let resp = self
+            .send(
+                Method::POST,
+                "/containers/prune",
+                Query::new().filters(filters),
+                empty(),
+                &[],
+            )
+            .await?;
+        read_json(resp).await
+    }
+
+    async fn list_images(&self, opts: &ImageListOptions) -> Result<Vec<ImageSummary>> {
+        let query = Query::new()
+            .flag("all", opts.all)
+            .flag("digests", opts.digests)
+            .filters(&opts.filters);
+        self.get_json("/images/json", query).await
+    }
+
+    async fn inspect_image(&self, name: &str) -> Result<Inspected<ImageInspect>> {
+        self.inspect(&format!("/images/{}/json", path_escape(name)))
+            .await
+    }
+
+    async fn pull_image(&self, repository: &str, tag: &str) -> Result<ProgressStream> {
+        let query = Query::new().set("fromImage", repository).set("tag", tag);
+        let resp = self
+            .send(
+                Method::POST,
+                "/images/create",
+                query,
+                empty(),
+                &[("x-registry-auth", "e30=")],
+            )
+            .await?;
+        Ok(progress_stream(resp))
+    }
+
+    async fn load_images(&self, input: ByteReader, quiet: bool) -> Result<ProgressStream> {
+        let query = Query::new().set("quiet", if quiet { "1" } else { "0" });
+        let resp = self
+            .send(
+                Method::POST,
+                "/images/load",
+                query,
+                stream_body(input),
+                &[("content-type", "application/x-tar")],
+            )
+            .await?;
+        Ok(progress_stream(resp))
+    }
+
+    async fn import_image(&self, opts: ImportOptions) -> Result<ProgressStream> {
+        let mut query = Query::new();
+        let body = match opts.source {
+            ImportSource::Upload(reader) => {
+                query = query.set("fromSrc", "-");
+                stream_body(reader)
+            }
+            ImportSource::Url(url) => {
+                query = query.set("fromSrc", url);
+                empty()
+            }
+        };
+        query = query
+            .opt("repo", opts.reference)
+            .opt("message", opts.message);
+        for change in opts.changes {
+            query = query.set("changes", change);
+        }
+        let resp = self
+            .send(
+                Method::POST,
+                "/images/create",
+                query,
+                body,
+                &[("content-type", "text/plain")],
+            )
+            .await?;
+        Ok(progress_stream(resp))
+    }
+
+    async fn tag_image(&self, source: &str, repository: &str, tag: &str) -> Result<()> {
+        let query = Query::new().set("repo", repository).set("tag", tag);
+        self.post_empty(&format!("/images/{}/tag", path_escape(source)), query)
+            .await
+    }
+
+    async fn remove_image(
+        &self,
+        name: &str,
+        force: bool,
+        no_prune: bool,
+    ) -> Result<Vec<ImageDeleteItem>> {
+        let query = Query::new().flag("force", force).flag("noprune", no_prune);
+        let resp = self
+            .send(
+                Method::DELETE,
+                &format!("/images/{}", path_escape(name)),
+                query,
+                empty(),
+                &[],
+            )
+            .await?;
+        read_json(resp).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_encode_like_go_url_values() {
+        let q = Query::new()
+            .set("tag", "1.36")
+            .set("fromImage", "docker.io/library/busybox")
+            .set("changes", "CMD [\"/bin/sh\"]")
+            .flag("off", false);
+        assert_eq!(
+            q.encode(),
+            "changes=CMD+%5B%22%2Fbin%2Fsh%22%5D&fromImage=docker.io%2Flibrary%2Fbusybox&tag=1.36"
+        );
+        assert_eq!(
+            path_escape("localhost:5999/ck-build:v1"),
+            "localhost:5999/ck-build:v1"
+        );
+        assert_eq!(path_escape("a b?"), "a%20b%3F");
+    }
+
+    #[test]
+    fn versions_compare_numerically() {
+        assert!(version_less("1.24", "1.41"));
+        assert!(!version_less("1.41", "1.41"));
+        assert!(!version_less("1.50", "1.41"));
+        assert!(version_less("1.9", "1.10"));
+    }
+
+    #[test]
+    fn only_unix_hosts_are_accepted() {
+        assert!(HttpBackend::new("unix:///run/berth/berth.sock").is_ok());
+        assert!(HttpBackend::new("tcp://127.0.0.1:2375").is_err());
+        assert!(HttpBackend::new("unix://").is_err());
+    }
+
+    #[tokio::test]
+    async fn json_streams_split_on_any_separator() {
+        let data: &[u8] = b"{\"status\":\"a\"}\r\n{\"status\":\"b\"}{\"stream\":\"c\\n\"}\n";
+        let values: Vec<_> = json_stream::<ProgressMessage>(Box::pin(data))
+            .collect()
+            .await;
+        let statuses: Vec<_> = values
+            .into_iter()
+            .map(|v| v.unwrap())
+            .map(|m| m.status.or(m.stream).unwrap())
+            .collect();
+        assert_eq!(statuses, ["a", "b", "c\n"]);
+        let broken: &[u8] = b"{\"status\":";
+        let values: Vec<_> = json_stream::<ProgressMessage>(Box::pin(broken))
+            .collect()
+            .await;
+        assert!(values[0].is_err());
+    }
+
+    #[test]
+    fn events_missing_fields_still_decode() {
+        let e = event_from_value(
+            serde_json::json!({"Type":"container","Action":"start","Actor":{"ID":"abc"}}),
+        )
+        .unwrap();
+        assert_eq!(
+            (e.kind.as_str(), e.action.as_str(), e.actor.id.as_str()),
+            ("container", "start", "abc")
+        );
+    }
+}

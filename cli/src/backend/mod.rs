@@ -1,0 +1,347 @@
+//! What the commands need from a container engine, independent of how it is reached.
+//!
+//! [`Backend`] speaks in api-types values and byte streams; [`http::HttpBackend`] implements it
+//! against berthd's Docker Engine API over a Unix socket. A daemonless implementation calling
+//! the engine library directly can implement the same trait, so no command knows about URLs,
+//! status codes or connection hijacking.
+
+pub mod http;
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+
+use api_types::filters::Filters;
+use api_types::{
+    ContainerCreateRequest, ContainerCreateResponse, ContainerInspect, ContainerSummary,
+    ContainersPruneResponse, EventMessage, ImageDeleteItem, ImageInspect, ImageSummary, Info,
+    ProgressMessage, Version, WaitResponse,
+};
+use bytes::Bytes;
+use futures_util::Stream;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// An incoming byte stream (logs, the output side of an attach, an upload body).
+pub type ByteReader = Pin<Box<dyn AsyncRead + Send>>;
+/// An outgoing byte stream; shutting it down half-closes (the container sees EOF on stdin).
+pub type ByteWriter = Pin<Box<dyn AsyncWrite + Send>>;
+/// Messages of a pull, load or import.
+pub type ProgressStream =
+    Pin<Box<dyn Stream<Item = std::result::Result<ProgressMessage, BackendError>> + Send>>;
+/// Engine events, as they happen.
+pub type EventStream =
+    Pin<Box<dyn Stream<Item = std::result::Result<EventMessage, BackendError>> + Send>>;
+/// A wait the engine has accepted; resolves when the condition is met.
+pub type WaitHandle =
+    Pin<Box<dyn Future<Output = std::result::Result<WaitResponse, BackendError>> + Send>>;
+
+/// What kind of refusal an engine error is, as docker's errdefs classify them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    NotFound,
+    Conflict,
+    InvalidParameter,
+    Other,
+}
+
+/// Why a backend call failed.
+#[derive(Debug)]
+pub enum BackendError {
+    /// The engine refused the request; `message` is its own wording.
+    Daemon { kind: ErrorKind, message: String },
+    /// Nothing answers at the daemon's address.
+    Unreachable { host: String, source: io::Error },
+    /// The daemon's socket exists but this user may not use it.
+    PermissionDenied { host: String, source: io::Error },
+    /// The daemon answered something that is not the Docker API.
+    Protocol { message: String },
+    /// Reading or writing a stream failed.
+    Io(io::Error),
+}
+
+impl BackendError {
+    /// The errdefs-style class of the error (`Other` for anything not from the engine).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Daemon { kind, .. } => *kind,
+            _ => ErrorKind::Other,
+        }
+    }
+
+    /// Whether the engine said the object does not exist.
+    pub fn is_not_found(&self) -> bool {
+        self.kind() == ErrorKind::NotFound
+    }
+}
+
+impl std::fmt::Display for BackendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Daemon { message, .. } => write!(f, "Error response from daemon: {message}"),
+            Self::Unreachable { host, .. } => {
+                write!(f, "Cannot connect to the berth daemon at {host}. Is berthd running?")
+            }
+            Self::PermissionDenied { host, source } => write!(
+                f,
+                "permission denied while trying to connect to the berth daemon socket at {host}: {source}"
+            ),
+            Self::Protocol { message } => f.write_str(message),
+            Self::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for BackendError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Unreachable { source, .. } | Self::PermissionDenied { source, .. } => {
+                Some(source)
+            }
+            Self::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for BackendError {
+    fn from(e: io::Error) -> Self {
+        Self::Io(e)
+    }
+}
+
+/// Shorthand for backend results.
+pub type Result<T> = std::result::Result<T, BackendError>;
+
+/// What the engine reports about itself on a ping.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PingInfo {
+    /// The API version in use (the lower of the engine's and ours).
+    pub api_version: String,
+    pub os_type: String,
+    pub experimental: bool,
+}
+
+/// A decoded object with the exact bytes the engine produced, for `inspect` to print as is.
+#[derive(Debug, Clone)]
+pub struct Inspected<T> {
+    pub value: T,
+    pub raw: Bytes,
+}
+
+/// When a wait resolves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitCondition {
+    /// As soon as the container is not running (the engine's default).
+    NotRunning,
+    /// At the next exit after the wait was accepted (`run`, `start -a`).
+    NextExit,
+    /// When the container has exited and been removed (`run --rm`).
+    Removed,
+}
+
+impl WaitCondition {
+    /// The API's name for the condition.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotRunning => "not-running",
+            Self::NextExit => "next-exit",
+            Self::Removed => "removed",
+        }
+    }
+}
+
+/// Which streams an attach connects.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AttachOptions {
+    pub stdin: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+}
+
+/// A live attach: the container's output (stdcopy frames, or raw bytes for a tty) and its
+/// stdin.
+pub struct AttachStream {
+    pub output: ByteReader,
+    pub input: ByteWriter,
+}
+
+/// Options of `logs`.
+#[derive(Debug, Clone, Default)]
+pub struct LogsOptions {
+    pub stdout: bool,
+    pub stderr: bool,
+    pub follow: bool,
+    /// Unix seconds, as the API takes them.
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub timestamps: bool,
+    pub details: bool,
+    /// A line count or `all`.
+    pub tail: String,
+}
+
+/// Options of a container listing.
+#[derive(Debug, Clone, Default)]
+pub struct ContainerListOptions {
+    pub all: bool,
+    pub limit: Option<i64>,
+    pub size: bool,
+    pub filters: Filters,
+}
+
+/// Options of a container removal.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RemoveOptions {
+    pub force: bool,
+    pub volumes: bool,
+}
+
+/// Options of an image listing.
+#[derive(Debug, Clone, Default)]
+pub struct ImageListOptions {
+    pub all: bool,
+    pub digests: bool,
+    pub filters: Filters,
+}
+
+/// Where an imported filesystem comes from.
+pub enum ImportSource {
+    /// A tarball streamed by the client.
+    Upload(ByteReader),
+    /// A URL the engine fetches itself.
+    Url(String),
+}
+
+/// Options of an image import.
+pub struct ImportOptions {
+    pub source: ImportSource,
+    /// `repo[:tag]` as the user wrote it.
+    pub reference: Option<String>,
+    pub message: Option<String>,
+    pub changes: Vec<String>,
+}
+
+/// Options of an events subscription.
+#[derive(Debug, Clone, Default)]
+pub struct EventsOptions {
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub filters: Filters,
+}
+
+/// A container engine as the CLI sees it.
+pub trait Backend: Send + Sync {
+    /// Checks the engine answers and settles the API version.
+    fn ping(&self) -> impl Future<Output = Result<PingInfo>> + Send;
+    fn version(&self) -> impl Future<Output = Result<Version>> + Send;
+    fn info(&self) -> impl Future<Output = Result<Info>> + Send;
+    fn events(&self, opts: EventsOptions) -> impl Future<Output = Result<EventStream>> + Send;
+
+    fn create_container(
+        &self,
+        name: Option<&str>,
+        body: &ContainerCreateRequest,
+    ) -> impl Future<Output = Result<ContainerCreateResponse>> + Send;
+    fn inspect_container(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Inspected<ContainerInspect>>> + Send;
+    fn list_containers(
+        &self,
+        opts: &ContainerListOptions,
+    ) -> impl Future<Output = Result<Vec<ContainerSummary>>> + Send;
+    /// Starts a container; starting a running one is not an error.
+    fn start_container(&self, id: &str) -> impl Future<Output = Result<()>> + Send;
+    /// Stops a container; stopping a stopped one is not an error.
+    fn stop_container(
+        &self,
+        id: &str,
+        timeout: Option<i64>,
+        signal: Option<&str>,
+    ) -> impl Future<Output = Result<()>> + Send;
+    fn restart_container(
+        &self,
+        id: &str,
+        timeout: Option<i64>,
+        signal: Option<&str>,
+    ) -> impl Future<Output = Result<()>> + Send;
+    fn kill_container(
+        &self,
+        id: &str,
+        signal: Option<&str>,
+    ) -> impl Future<Output = Result<()>> + Send;
+    fn remove_container(
+        &self,
+        id: &str,
+        opts: RemoveOptions,
+    ) -> impl Future<Output = Result<()>> + Send;
+    fn rename_container(&self, id: &str, new_name: &str)
+        -> impl Future<Output = Result<()>> + Send;
+    fn pause_container(&self, id: &str) -> impl Future<Output = Result<()>> + Send;
+    fn unpause_container(&self, id: &str) -> impl Future<Output = Result<()>> + Send;
+    /// Registers a wait. The returned future resolves once the engine has accepted the wait
+    /// (so a following start cannot be missed); the handle inside resolves at the condition.
+    fn wait_container(
+        &self,
+        id: &str,
+        condition: WaitCondition,
+    ) -> impl Future<Output = Result<WaitHandle>> + Send;
+    fn attach_container(
+        &self,
+        id: &str,
+        opts: AttachOptions,
+    ) -> impl Future<Output = Result<AttachStream>> + Send;
+    fn resize_container(
+        &self,
+        id: &str,
+        height: u16,
+        width: u16,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// The container's log: stdcopy frames, or raw bytes for a tty container.
+    fn container_logs(
+        &self,
+        id: &str,
+        opts: &LogsOptions,
+    ) -> impl Future<Output = Result<ByteReader>> + Send;
+    fn prune_containers(
+        &self,
+        filters: &Filters,
+    ) -> impl Future<Output = Result<ContainersPruneResponse>> + Send;
+
+    fn list_images(
+        &self,
+        opts: &ImageListOptions,
+    ) -> impl Future<Output = Result<Vec<ImageSummary>>> + Send;
+    fn inspect_image(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Inspected<ImageInspect>>> + Send;
+    /// Pulls `repository` (fully qualified) at `tag`.
+    fn pull_image(
+        &self,
+        repository: &str,
+        tag: &str,
+    ) -> impl Future<Output = Result<ProgressStream>> + Send;
+    fn load_images(
+        &self,
+        input: ByteReader,
+        quiet: bool,
+    ) -> impl Future<Output = Result<ProgressStream>> + Send;
+    fn import_image(
+        &self,
+        opts: ImportOptions,
+    ) -> impl Future<Output = Result<ProgressStream>> + Send;
+    /// Tags `source` as `repository` (fully qualified) `:tag`.
+    fn tag_image(
+        &self,
+        source: &str,
+        repository: &str,
+        tag: &str,
+    ) -> impl Future<Output = Result<()>> + Send;
+    fn remove_image(
+        &self,
+        name: &str,
+        force: bool,
+        no_prune: bool,
+    ) -> impl Future<Output = Result<Vec<ImageDeleteItem>>> + Send;
+}

@@ -1,0 +1,201 @@
+//! Moving container streams to and from this terminal: stdcopy demultiplexing, stdin
+//! forwarding with half-close, raw terminal mode, terminal size and signal forwarding.
+
+use std::io::IsTerminal;
+
+use api_types::stdcopy::{Decoder, StreamKind};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+use crate::backend::ByteWriter;
+
+/// Copies a container's output to `out`/`err`: raw when it has a tty, otherwise split by
+/// stdcopy frame. A system-error frame becomes an error, as in docker.
+pub async fn copy_output<R, O, E>(
+    mut reader: R,
+    out: &mut O,
+    err: &mut E,
+    tty: bool,
+) -> anyhow::Result<()>
+where
+    R: AsyncRead + Unpin,
+    O: AsyncWrite + Unpin,
+    E: AsyncWrite + Unpin,
+{
+    let mut buf = vec![0u8; 32 * 1024];
+    let mut decoder = Decoder::default();
+    loop {
+        let n = reader.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        if tty {
+            out.write_all(&buf[..n]).await?;
+            out.flush().await?;
+            continue;
+        }
+        decoder.push(&buf[..n]);
+        while let Some((kind, payload)) = decoder.next_frame().map_err(|e| anyhow::anyhow!(e))? {
+            match kind {
+                StreamKind::Stdout | StreamKind::Stdin => {
+                    out.write_all(&payload).await?;
+                    out.flush().await?;
+                }
+                StreamKind::Stderr => {
+                    err.write_all(&payload).await?;
+                    err.flush().await?;
+                }
+                StreamKind::System => {
+                    anyhow::bail!("{}", String::from_utf8_lossy(&payload).trim_end());
+                }
+            }
+        }
+    }
+}
+
+/// Copies the container output to this process's stdout and stderr.
+pub async fn copy_to_stdio<R: AsyncRead + Unpin>(reader: R, tty: bool) -> anyhow::Result<()> {
+    let mut out = tokio::io::stdout();
+    let mut err = tokio::io::stderr();
+    copy_output(reader, &mut out, &mut err, tty).await
+}
+
+/// Forwards this process's stdin to the container and half-closes at EOF, so the
+/// container's stdin ends while its output keeps coming.
+pub fn spawn_stdin_forwarder(mut input: ByteWriter) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut stdin = tokio::io::stdin();
+        let _ = tokio::io::copy(&mut stdin, &mut input).await;
+        let _ = input.shutdown().await;
+    })
+}
+
+/// Whether stdin is a terminal.
+pub fn stdin_is_terminal() -> bool {
+    std::io::stdin().is_terminal()
+}
+
+/// Whether stdout is a terminal.
+pub fn stdout_is_terminal() -> bool {
+    std::io::stdout().is_terminal()
+}
+
+/// The terminal's `(rows, columns)` when stdout is one.
+#[allow(unsafe_code)]
+pub fn terminal_size() -> Option<(u16, u16)> {
+    let mut ws = libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ only writes a `winsize` into the struct we pass, which is valid,
+    // aligned and lives across the call; a bad descriptor just makes ioctl return -1.
+    let rc = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) };
+    (rc == 0 && ws.ws_row > 0 && ws.ws_col > 0).then_some((ws.ws_row, ws.ws_col))
+}
+
+/// Puts the terminal on stdin in raw mode until dropped.
+pub struct RawTerminal {
+    saved: nix::sys::termios::Termios,
+}
+
+impl RawTerminal {
+    /// Switches stdin to raw mode when it is a terminal.
+    pub fn enable() -> Option<Self> {
+        use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
+        let stdin = std::io::stdin();
+        if !stdin.is_terminal() {
+            return None;
+        }
+        let saved = tcgetattr(&stdin).ok()?;
+        let mut raw = saved.clone();
+        cfmakeraw(&mut raw);
+        tcsetattr(&stdin, SetArg::TCSANOW, &raw).ok()?;
+        Some(Self { saved })
+    }
+}
+
+impl Drop for RawTerminal {
+    fn drop(&mut self) {
+        use nix::sys::termios::{tcsetattr, SetArg};
+        let _ = tcsetattr(std::io::stdin(), SetArg::TCSANOW, &self.saved);
+    }
+}
+
+/// Delivers the names (`INT`, `TERM`, ...) of the signals this process receives, for
+/// forwarding to a container. Once called, these signals no longer end berth itself.
+pub fn proxied_signals() -> mpsc::UnboundedReceiver<&'static str> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (tx, rx) = mpsc::unbounded_channel();
+    for (kind, name) in [
+        (SignalKind::interrupt(), "INT"),
+        (SignalKind::terminate(), "TERM"),
+        (SignalKind::hangup(), "HUP"),
+        (SignalKind::quit(), "QUIT"),
+        (SignalKind::user_defined1(), "USR1"),
+        (SignalKind::user_defined2(), "USR2"),
+    ] {
+        if let Ok(mut s) = signal(kind) {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                while s.recv().await.is_some() {
+                    if tx.send(name).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    }
+    rx
+}
+
+/// Delivers a tick for every terminal resize (SIGWINCH).
+pub fn window_changes() -> mpsc::UnboundedReceiver<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (tx, rx) = mpsc::unbounded_channel();
+    if let Ok(mut s) = signal(SignalKind::window_change()) {
+        tokio::spawn(async move {
+            while s.recv().await.is_some() {
+                if tx.send(()).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    rx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use api_types::stdcopy::frame;
+
+    #[tokio::test]
+    async fn frames_go_to_their_streams() {
+        let mut input = frame(StreamKind::Stdout, b"out\n");
+        input.extend(frame(StreamKind::Stderr, b"err\n"));
+        input.extend(frame(StreamKind::Stdout, b"more"));
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        copy_output(&input[..], &mut out, &mut err, false)
+            .await
+            .unwrap();
+        assert_eq!(out, b"out\nmore");
+        assert_eq!(err, b"err\n");
+    }
+
+    #[tokio::test]
+    async fn tty_output_is_copied_raw_and_system_frames_fail() {
+        let raw = b"\x01\x00raw bytes\r\n";
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        copy_output(&raw[..], &mut out, &mut err, true)
+            .await
+            .unwrap();
+        assert_eq!(out, raw);
+        let sys = frame(StreamKind::System, b"exec failed\n");
+        let e = copy_output(&sys[..], &mut out, &mut err, false)
+            .await
+            .unwrap_err();
+        assert_eq!(e.to_string(), "exec failed");
+    }
+}
