@@ -1,6 +1,8 @@
 //! Exit statuses: how errors end the process, as docker's `cli.StatusError` and
 //! `toStatusError` decide.
 
+use crate::backend::BackendError;
+
 /// An error that ends berth with `code`, printing `message` (when not empty) to stderr.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusError {
@@ -53,6 +55,11 @@ pub fn run_failure_code(message: &str) -> i32 {
 /// Wraps a failure of `run`/`create` in docker's format and exit status.
 pub fn run_failure(command: &str, err: &anyhow::Error) -> StatusError {
     let message = format!("{err:#}");
+    if let Some(BackendError::Unreachable { .. } | BackendError::PermissionDenied { .. }) =
+        err.downcast_ref()
+    {
+        return StatusError::new(1, message);
+    }
     StatusError::new(
         run_failure_code(&message),
         format!("berth: {message}\n\nRun 'berth {command} --help' for more information"),

@@ -210,7 +210,6 @@ impl HttpBackend {
         } else {
             BackendError::Unreachable {
                 host: self.inner.host.clone(),
-                source: e,
             }
         }
     }
@@ -696,7 +695,16 @@ impl Backend for HttpBackend {
                     message: format!("attach: {e}"),
                 })?;
         tokio::spawn(conn.with_upgrades());
-        let mut req = self.build_request(Method::POST, &url, empty())?;
+        // A plain connection sends the request target in origin form (`/v1.41/...`).
+        let mut req = Request::builder()
+            .method(Method::POST)
+            .uri(url.as_str())
+            .header(HOST, "api.moby.localhost")
+            .header(USER_AGENT, USER_AGENT_VALUE)
+            .body(empty())
+            .map_err(|e| BackendError::Protocol {
+                message: format!("bad request for {url}: {e}"),
+            })?;
         let headers = req.headers_mut();
         headers.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
         headers.insert(UPGRADE, HeaderValue::from_static("tcp"));

@@ -50,7 +50,7 @@ pub enum BackendError {
     /// The engine refused the request; `message` is its own wording.
     Daemon { kind: ErrorKind, message: String },
     /// Nothing answers at the daemon's address.
-    Unreachable { host: String, source: io::Error },
+    Unreachable { host: String },
     /// The daemon's socket exists but this user may not use it.
     PermissionDenied { host: String, source: io::Error },
     /// The daemon answered something that is not the Docker API.
@@ -91,17 +91,8 @@ impl std::fmt::Display for BackendError {
     }
 }
 
-impl std::error::Error for BackendError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Self::Unreachable { source, .. } | Self::PermissionDenied { source, .. } => {
-                Some(source)
-            }
-            Self::Io(e) => Some(e),
-            _ => None,
-        }
-    }
-}
+// No `source()`: each message already says all there is, as docker prints it.
+impl std::error::Error for BackendError {}
 
 impl From<io::Error> for BackendError {
     fn from(e: io::Error) -> Self {

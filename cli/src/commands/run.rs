@@ -42,8 +42,7 @@ pub struct RunArgs {
         value_name = "IMAGE [COMMAND] [ARG...]",
         required = true,
         num_args = 1..,
-        trailing_var_arg = true,
-        allow_hyphen_values = true
+        trailing_var_arg = true
     )]
     pub argv: Vec<String>,
 }
@@ -59,8 +58,7 @@ pub struct CreateArgs {
         value_name = "IMAGE [COMMAND] [ARG...]",
         required = true,
         num_args = 1..,
-        trailing_var_arg = true,
-        allow_hyphen_values = true
+        trailing_var_arg = true
     )]
     pub argv: Vec<String>,
 }
@@ -489,6 +487,14 @@ mod tests {
         assert_eq!(args.argv, ["busybox", "echo", "-n", "hi", "--rm", "-d"]);
         let body = create_request(&args.opts, &args.argv, true).unwrap();
         assert!(!body.config.attach_stdout && !body.config.attach_stderr);
+    }
+
+    #[test]
+    fn unknown_flags_before_the_image_are_usage_errors() {
+        let err = TestCli::try_parse_from(["berth", "run", "--bogus", "busybox"])
+            .err()
+            .unwrap();
+        assert_eq!(err.kind(), clap::error::ErrorKind::UnknownArgument);
     }
 
     #[test]

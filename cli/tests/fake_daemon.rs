@@ -1,0 +1,591 @@
+//! Runs the real `berth` binary against a tiny fake daemon on a temporary Unix socket that
+//! serves canned Docker API answers, to check the request sequence and what berth prints.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::Notify;
+
+const ID: &str = "c9283e8a7e0397cab67ac98fdbc8a81c626bbdba2cc6d41362a23cfe51407189";
+
+/// One request as the fake daemon saw it.
+#[derive(Debug, Clone)]
+struct Seen {
+    conn: usize,
+    method: String,
+    target: String,
+    headers: HashMap<String, String>,
+}
+
+impl Seen {
+    fn path(&self) -> &str {
+        self.target.split('?').next().unwrap_or("")
+    }
+}
+
+/// A canned answer: status line, extra headers, body.
+#[derive(Clone)]
+struct Canned {
+    status: &'static str,
+    content_type: Option<&'static str>,
+    body: String,
+}
+
+fn json(status: &'static str, body: &str) -> Canned {
+    Canned {
+        status,
+        content_type: Some("application/json"),
+        body: body.to_string(),
+    }
+}
+
+fn no_body(status: &'static str) -> Canned {
+    Canned {
+        status,
+        content_type: None,
+        body: String::new(),
+    }
+}
+
+#[derive(Default)]
+struct Fake {
+    seen: Mutex<Vec<Seen>>,
+    /// `(method, path)` → answers, used in turn (the last one repeats).
+    routes: Mutex<HashMap<(String, String), Vec<Canned>>>,
+    started: Notify,
+    output_done: Notify,
+    wait_status: Mutex<i64>,
+    attach_output: Mutex<Vec<u8>>,
+    conns: AtomicUsize,
+}
+
+impl Fake {
+    fn route(&self, method: &str, path: &str, answers: Vec<Canned>) {
+        self.routes
+            .lock()
+            .unwrap()
+            .insert((method.to_string(), path.to_string()), answers);
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    fn summary(&self) -> Vec<String> {
+        self.seen()
+            .iter()
+            .map(|s| format!("{} {}", s.method, s.path()))
+            .collect()
+    }
+}
+
+/// Reads one request head (and a Content-Length body); `None` at EOF.
+async fn read_request(
+    stream: &mut UnixStream,
+    buf: &mut Vec<u8>,
+) -> Option<(String, String, HashMap<String, String>)> {
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_string();
+            buf.drain(..end + 4);
+            let mut lines = head.split("\r\n");
+            let mut first = lines.next()?.split(' ');
+            let method = first.next()?.to_string();
+            let target = first.next()?.to_string();
+            let headers: HashMap<String, String> = lines
+                .filter_map(|l| l.split_once(':'))
+                .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+                .collect();
+            let len: usize = headers
+                .get("content-length")
+                .and_then(|l| l.parse().ok())
+                .unwrap_or(0);
+            while buf.len() < len {
+                let mut chunk = [0u8; 4096];
+                let n = stream.read(&mut chunk).await.ok()?;
+                if n == 0 {
+                    return None;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            buf.drain(..len);
+            return Some((method, target, headers));
+        }
+        let mut chunk = [0u8; 4096];
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+async fn write_canned(stream: &mut UnixStream, c: &Canned, head_only: bool) -> std::io::Result<()> {
+    let mut out = format!(
+        "HTTP/1.1 {}\r\nApi-Version: 1.41\r\nOstype: linux\r\nServer: fake\r\n",
+        c.status
+    );
+    if let Some(ct) = c.content_type {
+        out.push_str(&format!("Content-Type: {ct}\r\n"));
+    }
+    out.push_str(&format!("Content-Length: {}\r\n\r\n", c.body.len()));
+    if !head_only {
+        out.push_str(&c.body);
+    }
+    stream.write_all(out.as_bytes()).await
+}
+
+async fn serve_conn(fake: Arc<Fake>, mut stream: UnixStream) {
+    let conn = fake.conns.fetch_add(1, Ordering::SeqCst);
+    let mut buf = Vec::new();
+    while let Some((method, target, headers)) = read_request(&mut stream, &mut buf).await {
+        let seen = Seen {
+            conn,
+            method: method.clone(),
+            target: target.clone(),
+            headers,
+        };
+        let path = seen.path().to_string();
+        fake.seen.lock().unwrap().push(seen);
+        let result = if method == "HEAD" && path == "/_ping" {
+            write_canned(&mut stream, &no_body("200 OK"), true).await
+        } else if path.ends_with("/attach") {
+            // The 101 goes out on its own; output follows once the container "started".
+            let head = "HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n";
+            let _ = stream.write_all(head.as_bytes()).await;
+            fake.started.notified().await;
+            let output = fake.attach_output.lock().unwrap().clone();
+            let _ = stream.write_all(&output).await;
+            let _ = stream.shutdown().await;
+            fake.output_done.notify_one();
+            return;
+        } else if path.ends_with("/wait") {
+            let head = "HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+            let _ = stream.write_all(head.as_bytes()).await;
+            let _ = stream.flush().await;
+            fake.output_done.notified().await;
+            let code = *fake.wait_status.lock().unwrap();
+            let body = format!("{{\"Error\":null,\"StatusCode\":{code}}}\n");
+            stream
+                .write_all(format!("{:x}\r\n{body}\r\n0\r\n\r\n", body.len()).as_bytes())
+                .await
+        } else if path.ends_with("/start")
+            && !fake
+                .routes
+                .lock()
+                .unwrap()
+                .contains_key(&(method.clone(), path.clone()))
+        {
+            fake.started.notify_one();
+            write_canned(&mut stream, &no_body("204 No Content"), false).await
+        } else {
+            let key = (method.clone(), path.clone());
+            let answer = {
+                let mut routes = fake.routes.lock().unwrap();
+                match routes.get_mut(&key) {
+                    Some(list) if list.len() > 1 => Some(list.remove(0)),
+                    Some(list) => list.first().cloned(),
+                    None => None,
+                }
+            };
+            let answer = answer
+                .unwrap_or_else(|| json("404 Not Found", "{\"message\":\"page not found\"}\n"));
+            write_canned(&mut stream, &answer, method == "HEAD").await
+        };
+        if result.is_err() {
+            return;
+        }
+    }
+}
+
+struct Daemon {
+    fake: Arc<Fake>,
+    socket: PathBuf,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.socket);
+    }
+}
+
+fn socket_path() -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    std::env::temp_dir().join(format!(
+        "berth-cli-{}-{}.sock",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ))
+}
+
+fn start_daemon() -> Daemon {
+    let socket = socket_path();
+    let _ = std::fs::remove_file(&socket);
+    let listener = UnixListener::bind(&socket).unwrap();
+    let fake = Arc::new(Fake::default());
+    let f = fake.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(serve_conn(f.clone(), stream));
+        }
+    });
+    Daemon { fake, socket }
+}
+
+struct Outcome {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+async fn berth(socket: &std::path::Path, args: &[&str]) -> Outcome {
+    let host = format!("unix://{}", socket.display());
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+        .arg("-H")
+        .arg(&host)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(30), child)
+        .await
+        .expect("berth finished in time")
+        .expect("berth ran");
+    Outcome {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).to_string(),
+        stderr: String::from_utf8_lossy(&out.stderr).to_string(),
+    }
+}
+
+fn stdcopy(stream: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![stream, 0, 0, 0];
+    f.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+#[tokio::test]
+async fn run_rm_follows_the_docker_sequence() {
+    let d = start_daemon();
+    d.fake.route(
+        "POST",
+        "/v1.41/containers/create",
+        vec![json(
+            "201 Created",
+            &format!("{{\"Id\":\"{ID}\",\"Warnings\":[]}}\n"),
+        )],
+    );
+    *d.fake.attach_output.lock().unwrap() = [stdcopy(1, b"hi\n"), stdcopy(2, b"warn\n")].concat();
+    *d.fake.wait_status.lock().unwrap() = 3;
+
+    let out = berth(&d.socket, &["run", "--rm", "busybox", "echo", "hi"]).await;
+
+    assert_eq!(out.stdout, "hi\n", "stderr: {}", out.stderr);
+    assert_eq!(out.stderr, "warn\n");
+    assert_eq!(out.code, 3);
+    let seen = d.fake.seen();
+    let paths = d.fake.summary();
+    assert_eq!(
+        paths,
+        [
+            "HEAD /_ping".to_string(),
+            "POST /v1.41/containers/create".into(),
+            format!("POST /v1.41/containers/{ID}/attach"),
+            format!("POST /v1.41/containers/{ID}/wait"),
+            format!("POST /v1.41/containers/{ID}/start"),
+        ]
+    );
+    let attach = &seen[2];
+    assert_eq!(
+        attach.target,
+        format!("/v1.41/containers/{ID}/attach?stderr=1&stdout=1&stream=1")
+    );
+    assert_eq!(
+        attach.headers.get("upgrade").map(String::as_str),
+        Some("tcp")
+    );
+    assert_eq!(
+        attach.headers.get("connection").map(String::as_str),
+        Some("Upgrade")
+    );
+    let others: Vec<usize> = seen
+        .iter()
+        .filter(|s| !s.path().ends_with("/attach"))
+        .map(|s| s.conn)
+        .collect();
+    assert!(
+        !others.contains(&attach.conn),
+        "attach has a connection of its own"
+    );
+    assert_eq!(
+        seen[3].target,
+        format!("/v1.41/containers/{ID}/wait?condition=removed")
+    );
+    assert_ne!(
+        seen[3].conn, seen[4].conn,
+        "start does not queue behind the pending wait"
+    );
+    assert_eq!(
+        seen[4].headers.get("content-length").map(String::as_str),
+        Some("0")
+    );
+}
+
+#[tokio::test]
+async fn run_pulls_a_missing_image_then_detaches() {
+    let d = start_daemon();
+    d.fake.route(
+        "POST",
+        "/v1.41/containers/create",
+        vec![
+            json(
+                "404 Not Found",
+                "{\"message\":\"No such image: busybox:latest\"}\n",
+            ),
+            json(
+                "201 Created",
+                &format!("{{\"Id\":\"{ID}\",\"Warnings\":[\"low memory\"]}}\n"),
+            ),
+        ],
+    );
+    d.fake.route(
+        "POST",
+        "/v1.41/images/create",
+        vec![json(
+            "200 OK",
+            "{\"status\":\"Pulling from library/busybox\",\"id\":\"latest\"}\r\n{\"status\":\"Status: Downloaded newer image for busybox:latest\"}\r\n",
+        )],
+    );
+    // The detached run's wait must still be answered; nothing else will be streamed.
+    d.fake.output_done.notify_one();
+
+    let out = berth(
+        &d.socket,
+        &["run", "-d", "--name", "web", "-m", "64m", "busybox"],
+    )
+    .await;
+
+    assert_eq!(out.code, 0, "stderr: {}", out.stderr);
+    assert_eq!(out.stdout, format!("{ID}\n"));
+    assert!(
+        out.stderr
+            .starts_with("Unable to find image 'busybox:latest' locally\n"),
+        "{}",
+        out.stderr
+    );
+    assert!(out
+        .stderr
+        .contains("latest: Pulling from library/busybox\n"));
+    assert!(out.stderr.contains("WARNING: low memory\n"));
+    let seen = d.fake.seen();
+    let targets: Vec<&str> = seen.iter().map(|s| s.target.as_str()).collect();
+    assert_eq!(targets[1], "/v1.41/containers/create?name=web");
+    assert_eq!(
+        targets[2],
+        "/v1.41/images/create?fromImage=docker.io%2Flibrary%2Fbusybox&tag=latest"
+    );
+    assert_eq!(targets[3], "/v1.41/containers/create?name=web");
+    assert!(seen[4].target.ends_with("/wait?condition=next-exit"));
+    assert!(seen[5].target.ends_with("/start"));
+    assert!(!seen.iter().any(|s| s.path().ends_with("/attach")));
+}
+
+#[tokio::test]
+async fn a_failed_pull_exits_125() {
+    let d = start_daemon();
+    d.fake.route(
+        "POST",
+        "/v1.41/containers/create",
+        vec![json(
+            "404 Not Found",
+            "{\"message\":\"No such image: nosuch:latest\"}\n",
+        )],
+    );
+    d.fake.route(
+        "POST",
+        "/v1.41/images/create",
+        vec![json(
+            "500 Internal Server Error",
+            "{\"message\":\"manifest unknown\"}\n",
+        )],
+    );
+    let out = berth(&d.socket, &["run", "nosuch"]).await;
+    assert_eq!(out.code, 125);
+    assert!(
+        out.stderr
+            .contains("berth: Error response from daemon: manifest unknown"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[tokio::test]
+async fn start_failures_map_to_126_and_127() {
+    for (message, code) in [
+        ("exec: \"nope\": executable file not found in $PATH", 127),
+        ("exec /etc: permission denied", 126),
+    ] {
+        let d = start_daemon();
+        d.fake.route(
+            "POST",
+            "/v1.41/containers/create",
+            vec![json(
+                "201 Created",
+                &format!("{{\"Id\":\"{ID}\",\"Warnings\":null}}"),
+            )],
+        );
+        d.fake.route(
+            "POST",
+            &format!("/v1.41/containers/{ID}/start"),
+            vec![json(
+                "400 Bad Request",
+                &format!("{{\"message\":{message:?}}}"),
+            )],
+        );
+        let out = berth(&d.socket, &["run", "busybox", "nope"]).await;
+        assert_eq!(out.code, code, "{message}: {}", out.stderr);
+    }
+}
+
+#[tokio::test]
+async fn multi_target_commands_report_each_failure() {
+    let d = start_daemon();
+    d.fake.route(
+        "POST",
+        "/v1.41/containers/a/stop",
+        vec![no_body("204 No Content")],
+    );
+    d.fake.route(
+        "POST",
+        "/v1.41/containers/nope/stop",
+        vec![json(
+            "404 Not Found",
+            "{\"message\":\"No such container: nope\"}\n",
+        )],
+    );
+    d.fake.route(
+        "POST",
+        "/v1.41/containers/c/stop",
+        vec![no_body("304 Not Modified")],
+    );
+    let out = berth(&d.socket, &["stop", "-t", "2", "a", "nope", "c"]).await;
+    assert_eq!(out.stdout, "a\nc\n");
+    assert_eq!(
+        out.stderr,
+        "Error response from daemon: No such container: nope\n"
+    );
+    assert_eq!(out.code, 1);
+    assert!(d
+        .fake
+        .seen()
+        .iter()
+        .any(|s| s.target == "/v1.41/containers/a/stop?t=2"));
+}
+
+#[tokio::test]
+async fn inspect_falls_back_from_container_to_image() {
+    let d = start_daemon();
+    d.fake.route(
+        "GET",
+        "/v1.41/containers/busybox/json",
+        vec![json(
+            "404 Not Found",
+            "{\"message\":\"No such container: busybox\"}\n",
+        )],
+    );
+    d.fake.route(
+        "GET",
+        "/v1.41/images/busybox/json",
+        vec![json("200 OK", "{\"Id\":\"sha256:abc\",\"RepoTags\":[\"busybox:latest\"],\"Config\":{\"Cmd\":[\"sh\"]}}")],
+    );
+    d.fake.route(
+        "GET",
+        "/v1.41/containers/x/json",
+        vec![json(
+            "404 Not Found",
+            "{\"message\":\"No such container: x\"}\n",
+        )],
+    );
+    d.fake.route(
+        "GET",
+        "/v1.41/images/x/json",
+        vec![json(
+            "404 Not Found",
+            "{\"message\":\"no such image: x: No such image: x:latest\"}\n",
+        )],
+    );
+    let out = berth(&d.socket, &["inspect", "busybox"]).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        "[\n    {\n        \"Id\": \"sha256:abc\",\n        \"RepoTags\": [\n            \"busybox:latest\"\n        ],\n        \"Config\": {\n            \"Cmd\": [\n                \"sh\"\n            ]\n        }\n    }\n]\n"
+    );
+    let out = berth(
+        &d.socket,
+        &["inspect", "-f", "{{.Id}} {{json .Config.Cmd}}", "busybox"],
+    )
+    .await;
+    assert_eq!(out.stdout, "sha256:abc [\"sh\"]\n");
+    let out = berth(&d.socket, &["inspect", "x"]).await;
+    assert_eq!(
+        (out.code, out.stdout.as_str(), out.stderr.as_str()),
+        (1, "[]\n", "Error: No such object: x\n")
+    );
+}
+
+#[tokio::test]
+async fn ps_prints_the_docker_table() {
+    let d = start_daemon();
+    d.fake.route(
+        "GET",
+        "/v1.41/containers/json",
+        vec![json(
+            "200 OK",
+            include_str!("fixtures/containers-list.json"),
+        )],
+    );
+    let out = berth(
+        &d.socket,
+        &[
+            "ps",
+            "-a",
+            "--filter",
+            "status=running",
+            "--format",
+            "{{.Names}}\\t{{.Status}}",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        "lucid_shtern\tUp 2 minutes\nck-c2\tUp 3 minutes\nck-d\tUp 3 minutes\n"
+    );
+    let target = &d.fake.seen()[1].target;
+    assert_eq!(
+        target,
+        "/v1.41/containers/json?all=1&filters=%7B%22status%22%3A%7B%22running%22%3Atrue%7D%7D"
+    );
+    let out = berth(&d.socket, &["container", "ls", "-q"]).await;
+    assert_eq!(out.stdout, "c9283e8a7e03\n577055a12f8f\n03ed8a5ead50\n");
+}
+
+#[tokio::test]
+async fn a_missing_daemon_is_reported_plainly() {
+    let socket = socket_path();
+    let host = format!("unix://{}", socket.display());
+    for args in [&["ps"][..], &["run", "busybox"][..]] {
+        let out = berth(&socket, args).await;
+        assert_eq!(out.code, 1);
+        assert_eq!(
+            out.stderr,
+            format!("Cannot connect to the berth daemon at {host}. Is berthd running?\n")
+        );
+    }
+}
