@@ -61,6 +61,11 @@ struct Fake {
     output_done: Notify,
     wait_status: Mutex<i64>,
     attach_output: Mutex<Vec<u8>>,
+    /// What the client sent on an attach with `stdin=1`, up to its half-close.
+    stdin_data: Mutex<Option<Vec<u8>>>,
+    /// Hold the attach output back until a kill arrives.
+    hold_until_kill: std::sync::atomic::AtomicBool,
+    killed: Notify,
     conns: AtomicUsize,
 }
 
@@ -158,8 +163,18 @@ async fn serve_conn(fake: Arc<Fake>, mut stream: UnixStream) {
             // The 101 goes out on its own; output follows once the container "started".
             let head = "HTTP/1.1 101 UPGRADED\r\nContent-Type: application/vnd.docker.raw-stream\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n";
             let _ = stream.write_all(head.as_bytes()).await;
+            let mut output = fake.attach_output.lock().unwrap().clone();
+            if target.contains("stdin=1") {
+                // Stdin arrives (and is half-closed) before the start, as with docker.
+                let mut data = std::mem::take(&mut buf);
+                let _ = stream.read_to_end(&mut data).await;
+                output.extend(stdcopy(1, &data));
+                *fake.stdin_data.lock().unwrap() = Some(data);
+            }
             fake.started.notified().await;
-            let output = fake.attach_output.lock().unwrap().clone();
+            if fake.hold_until_kill.load(Ordering::SeqCst) {
+                fake.killed.notified().await;
+            }
             let _ = stream.write_all(&output).await;
             let _ = stream.shutdown().await;
             fake.output_done.notify_one();
@@ -184,6 +199,9 @@ async fn serve_conn(fake: Arc<Fake>, mut stream: UnixStream) {
             fake.started.notify_one();
             write_canned(&mut stream, &no_body("204 No Content"), false).await
         } else {
+            if path.ends_with("/kill") {
+                fake.killed.notify_one();
+            }
             let key = (method.clone(), path.clone());
             let answer = {
                 let mut routes = fake.routes.lock().unwrap();
@@ -243,16 +261,20 @@ struct Outcome {
     stderr: String,
 }
 
-async fn berth(socket: &std::path::Path, args: &[&str]) -> Outcome {
-    let host = format!("unix://{}", socket.display());
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_berth"))
-        .arg("-H")
-        .arg(&host)
+fn berth_command(socket: &std::path::Path, args: &[&str]) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_berth"));
+    cmd.arg("-H")
+        .arg(format!("unix://{}", socket.display()))
         .args(args)
         .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(30), child)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
+async fn finish(child: tokio::process::Child) -> Outcome {
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
         .await
         .expect("berth finished in time")
         .expect("berth ran");
@@ -261,6 +283,10 @@ async fn berth(socket: &std::path::Path, args: &[&str]) -> Outcome {
         stdout: String::from_utf8_lossy(&out.stdout).to_string(),
         stderr: String::from_utf8_lossy(&out.stderr).to_string(),
     }
+}
+
+async fn berth(socket: &std::path::Path, args: &[&str]) -> Outcome {
+    finish(berth_command(socket, args).spawn().unwrap()).await
 }
 
 fn stdcopy(stream: u8, payload: &[u8]) -> Vec<u8> {
@@ -588,4 +614,81 @@ async fn a_missing_daemon_is_reported_plainly() {
             format!("Cannot connect to the berth daemon at {host}. Is berthd running?\n")
         );
     }
+}
+
+#[tokio::test]
+async fn run_i_forwards_stdin_and_half_closes_it() {
+    let d = start_daemon();
+    d.fake.route(
+        "POST",
+        "/v1.41/containers/create",
+        vec![json(
+            "201 Created",
+            &format!("{{\"Id\":\"{ID}\",\"Warnings\":[]}}"),
+        )],
+    );
+    let mut cmd = berth_command(&d.socket, &["run", "-i", "--rm", "busybox", "cat"]);
+    cmd.stdin(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"piped-data\n").await.unwrap();
+    drop(stdin);
+    let out = finish(child).await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, "piped-data\n");
+    assert_eq!(
+        d.fake.stdin_data.lock().unwrap().as_deref(),
+        Some(&b"piped-data\n"[..])
+    );
+    let seen = d.fake.seen();
+    assert!(seen[2]
+        .target
+        .ends_with("/attach?stderr=1&stdin=1&stdout=1&stream=1"));
+}
+
+#[tokio::test]
+async fn signals_are_forwarded_to_the_container() {
+    let d = start_daemon();
+    d.fake.route(
+        "POST",
+        "/v1.41/containers/create",
+        vec![json(
+            "201 Created",
+            &format!("{{\"Id\":\"{ID}\",\"Warnings\":[]}}"),
+        )],
+    );
+    d.fake.route(
+        "POST",
+        &format!("/v1.41/containers/{ID}/kill"),
+        vec![no_body("204 No Content")],
+    );
+    d.fake.hold_until_kill.store(true, Ordering::SeqCst);
+    *d.fake.wait_status.lock().unwrap() = 130;
+    let child = berth_command(&d.socket, &["run", "busybox", "sleep", "60"])
+        .spawn()
+        .unwrap();
+    let pid = child.id().unwrap() as i32;
+    for _ in 0..200 {
+        if d.fake.summary().iter().any(|p| p.ends_with("/start")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = finish(child).await;
+    assert_eq!(out.code, 130, "{}", out.stderr);
+    let kill = d
+        .fake
+        .seen()
+        .into_iter()
+        .find(|s| s.path().ends_with("/kill"))
+        .expect("a kill was sent");
+    assert_eq!(
+        kill.target,
+        format!("/v1.41/containers/{ID}/kill?signal=INT")
+    );
 }

@@ -73,6 +73,7 @@ pub async fn start<B: Backend>(backend: &B, args: StartArgs) -> anyhow::Result<(
             },
         )
         .await?;
+    let session = Session::new(&id, tty, stdin, !tty, Some(attach));
     let wait = backend.wait_container(&id, WaitCondition::NextExit).await?;
     let raw = if tty && stdin {
         RawTerminal::enable()
@@ -83,13 +84,7 @@ pub async fn start<B: Backend>(backend: &B, args: StartArgs) -> anyhow::Result<(
         drop(raw);
         return Err(e.into());
     }
-    let session = Session {
-        id: &id,
-        tty,
-        stdin,
-        sig_proxy: !tty,
-    };
-    let status = session.follow(backend, Some(attach), wait).await;
+    let status = session.follow(backend, wait).await;
     drop(raw);
     exit_with(status?)
 }

@@ -8,7 +8,8 @@ use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::container_opts::ContainerOptions;
 use crate::backend::{
-    AttachOptions, AttachStream, Backend, ProgressStream, WaitCondition, WaitHandle,
+    AttachOptions, AttachStream, Backend, ByteReader, ByteWriter, ProgressStream, WaitCondition,
+    WaitHandle,
 };
 use crate::exit::{run_failure, StatusError};
 use crate::reference::ImageRef;
@@ -198,6 +199,15 @@ pub async fn run<B: Backend>(backend: &B, args: RunArgs) -> anyhow::Result<()> {
     } else {
         None
     };
+    let session = (!args.detach).then(|| {
+        Session::new(
+            &id,
+            opts.tty,
+            streams.stdin,
+            args.sig_proxy && !opts.tty,
+            attach,
+        )
+    });
     let condition = if opts.rm {
         WaitCondition::Removed
     } else {
@@ -222,13 +232,10 @@ pub async fn run<B: Backend>(backend: &B, args: RunArgs) -> anyhow::Result<()> {
         println!("{id}");
         return Ok(());
     }
-    let session = Session {
-        id: &id,
-        tty: opts.tty,
-        stdin: streams.stdin,
-        sig_proxy: args.sig_proxy && !opts.tty,
+    let Some(session) = session else {
+        unreachable!("a session exists unless detached");
     };
-    let status = session.follow(backend, attach, wait).await;
+    let status = session.follow(backend, wait).await;
     drop(raw);
     exit_with(status?)
 }
@@ -244,12 +251,17 @@ pub fn exit_with(status: WaitResponse) -> anyhow::Result<()> {
     }
 }
 
-/// An attached, started container being followed to its exit.
-pub struct Session<'a> {
-    pub id: &'a str,
-    pub tty: bool,
-    pub stdin: bool,
-    pub sig_proxy: bool,
+/// A client session on a container: its output, stdin forwarding and signal proxy. It is
+/// set up before the container starts (as docker does, so early stdin and signals are not
+/// lost) and followed after.
+pub struct Session {
+    id: String,
+    tty: bool,
+    output: Option<ByteReader>,
+    /// The write side, kept open while output flows when stdin is not forwarded: closing it
+    /// would tell the engine that stdin ended.
+    _input: Option<ByteWriter>,
+    signals: Option<UnboundedReceiver<&'static str>>,
 }
 
 async fn next_tick<T>(rx: &mut Option<UnboundedReceiver<T>>) -> T {
@@ -262,33 +274,52 @@ async fn next_tick<T>(rx: &mut Option<UnboundedReceiver<T>>) -> T {
     }
 }
 
-impl Session<'_> {
-    /// Streams output (forwarding stdin, signals and terminal resizes) until the engine
-    /// closes the stream, then returns the wait's result.
-    pub async fn follow<B: Backend>(
-        &self,
-        backend: &B,
+impl Session {
+    /// Starts forwarding stdin (when `stdin`) and catching signals (when `sig_proxy`).
+    pub fn new(
+        id: &str,
+        tty: bool,
+        stdin: bool,
+        sig_proxy: bool,
         attach: Option<AttachStream>,
+    ) -> Self {
+        let (output, input) = match attach {
+            Some(AttachStream { output, input }) => {
+                if stdin {
+                    spawn_stdin_forwarder(input);
+                    (Some(output), None)
+                } else {
+                    (Some(output), Some(input))
+                }
+            }
+            None => (None, None),
+        };
+        Self {
+            id: id.to_string(),
+            tty,
+            output,
+            _input: input,
+            signals: sig_proxy.then(proxied_signals),
+        }
+    }
+
+    /// Streams output (forwarding signals and terminal resizes) until the engine closes
+    /// the stream, then returns the wait's result.
+    pub async fn follow<B: Backend>(
+        mut self,
+        backend: &B,
         wait: WaitHandle,
     ) -> anyhow::Result<WaitResponse> {
-        let mut signals = self.sig_proxy.then(proxied_signals);
+        let id = self.id.clone();
         let mut resizes = if self.tty && stdout_is_terminal() {
             if let Some((h, w)) = terminal_size() {
-                let _ = backend.resize_container(self.id, h, w).await;
+                let _ = backend.resize_container(&id, h, w).await;
             }
             Some(window_changes())
         } else {
             None
         };
-        // Keep the write side open while output flows: closing it tells the engine that
-        // stdin ended.
-        let mut _input_keepalive = None;
-        if let Some(AttachStream { output, input }) = attach {
-            if self.stdin {
-                spawn_stdin_forwarder(input);
-            } else {
-                _input_keepalive = Some(input);
-            }
+        if let Some(output) = self.output.take() {
             let copy = copy_to_stdio(output, self.tty);
             tokio::pin!(copy);
             loop {
@@ -297,24 +328,23 @@ impl Session<'_> {
                         result?;
                         break;
                     }
-                    sig = next_tick(&mut signals) => {
-                        let _ = backend.kill_container(self.id, Some(sig)).await;
+                    sig = next_tick(&mut self.signals) => {
+                        let _ = backend.kill_container(&id, Some(sig)).await;
                     }
                     () = next_tick(&mut resizes) => {
                         if let Some((h, w)) = terminal_size() {
-                            let _ = backend.resize_container(self.id, h, w).await;
+                            let _ = backend.resize_container(&id, h, w).await;
                         }
                     }
                 }
             }
         }
-        let wait = wait;
         tokio::pin!(wait);
         loop {
             tokio::select! {
                 status = &mut wait => return Ok(status?),
-                sig = next_tick(&mut signals) => {
-                    let _ = backend.kill_container(self.id, Some(sig)).await;
+                sig = next_tick(&mut self.signals) => {
+                    let _ = backend.kill_container(&id, Some(sig)).await;
                 }
             }
         }
