@@ -219,9 +219,10 @@ pub fn api_timestamp(
     if value.is_empty() {
         return Ok(String::new());
     }
-    if let Some(d) = parse_go_duration(value) {
+    // "0" is the Unix epoch, not a zero duration.
+    if let Some(d) = parse_go_duration(value).filter(|_| value != "0") {
         let t = now - chrono::Duration::from_std(d).map_err(|e| ParseError(e.to_string()))?;
-        return Ok(unix_with_nanos(t.timestamp(), t.timestamp_subsec_nanos()));
+        return Ok(t.timestamp().to_string());
     }
     if value
         .split_once('.')
@@ -347,7 +348,8 @@ mod tests {
     fn timestamps_become_unix_seconds() {
         use chrono::TimeZone;
         let now = chrono::Local.timestamp_opt(1_795_790_400, 0).unwrap();
-        assert_eq!(api_timestamp("10m", now).unwrap(), "1795789800.000000000");
+        assert_eq!(api_timestamp("10m", now).unwrap(), "1795789800");
+        assert_eq!(api_timestamp("0", now).unwrap(), "0");
         assert_eq!(api_timestamp("1795790184", now).unwrap(), "1795790184");
         assert_eq!(api_timestamp("1795790184.5", now).unwrap(), "1795790184.5");
         assert_eq!(

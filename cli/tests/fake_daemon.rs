@@ -106,6 +106,12 @@ async fn read_request(
                 .filter_map(|l| l.split_once(':'))
                 .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
                 .collect();
+            if headers.get("transfer-encoding").map(String::as_str) == Some("chunked") {
+                let body = read_chunked(stream, buf).await?;
+                let mut headers = headers;
+                headers.insert("x-body".into(), String::from_utf8_lossy(&body).to_string());
+                return Some((method, target, headers));
+            }
             let len: usize = headers
                 .get("content-length")
                 .and_then(|l| l.parse().ok())
@@ -127,6 +133,37 @@ async fn read_request(
             return None;
         }
         buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Reads a chunked request body up to its last chunk.
+async fn read_chunked(stream: &mut UnixStream, buf: &mut Vec<u8>) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        while !buf.windows(2).any(|w| w == b"\r\n") {
+            let mut chunk = [0u8; 4096];
+            let n = stream.read(&mut chunk).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        let line_end = buf.windows(2).position(|w| w == b"\r\n")?;
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&buf[..line_end]).trim(), 16).ok()?;
+        while buf.len() < line_end + 2 + size + 2 {
+            let mut chunk = [0u8; 4096];
+            let n = stream.read(&mut chunk).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        body.extend_from_slice(&buf[line_end + 2..line_end + 2 + size]);
+        buf.drain(..line_end + 2 + size + 2);
+        if size == 0 {
+            return Some(body);
+        }
     }
 }
 
@@ -691,4 +728,110 @@ async fn signals_are_forwarded_to_the_container() {
         kill.target,
         format!("/v1.41/containers/{ID}/kill?signal=INT")
     );
+}
+
+#[tokio::test]
+async fn load_and_import_stream_their_input() {
+    let d = start_daemon();
+    d.fake.route(
+        "POST",
+        "/v1.41/images/load",
+        vec![json(
+            "200 OK",
+            "{\"stream\":\"Loaded image: busybox:latest\\n\"}\n",
+        )],
+    );
+    d.fake.route(
+        "POST",
+        "/v1.41/images/create",
+        vec![json("200 OK", "{\"status\":\"sha256:0123\"}\r\n")],
+    );
+    let tar = std::env::temp_dir().join(format!("berth-cli-{}.tar", std::process::id()));
+    std::fs::write(&tar, b"fake tar bytes").unwrap();
+    let tar_path = tar.to_str().unwrap();
+    let out = berth(&d.socket, &["load", "-i", tar_path]).await;
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "Loaded image: busybox:latest\n"),
+        "{}",
+        out.stderr
+    );
+    let out = berth(
+        &d.socket,
+        &[
+            "import",
+            "-c",
+            "CMD [\"/bin/sh\"]",
+            "-m",
+            "ck import",
+            tar_path,
+            "ck-imported:v1",
+        ],
+    )
+    .await;
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "sha256:0123\n"),
+        "{}",
+        out.stderr
+    );
+    std::fs::remove_file(&tar).unwrap();
+    let seen = d.fake.seen();
+    let load = seen
+        .iter()
+        .find(|s| s.path() == "/v1.41/images/load")
+        .unwrap();
+    assert_eq!(load.target, "/v1.41/images/load?quiet=1");
+    assert_eq!(load.headers["content-type"], "application/x-tar");
+    assert_eq!(load.headers["x-body"], "fake tar bytes");
+    let import = seen
+        .iter()
+        .find(|s| s.path() == "/v1.41/images/create")
+        .unwrap();
+    assert_eq!(
+        import.target,
+        "/v1.41/images/create?changes=CMD+%5B%22%2Fbin%2Fsh%22%5D&fromSrc=-&message=ck+import&repo=ck-imported%3Av1"
+    );
+    assert_eq!(import.headers["content-type"], "text/plain");
+    assert_eq!(import.headers["x-body"], "fake tar bytes");
+}
+
+#[tokio::test]
+async fn events_stream_until_the_daemon_ends_them() {
+    let d = start_daemon();
+    let events = concat!(
+        "{\"status\":\"start\",\"id\":\"abc\",\"Type\":\"container\",\"Action\":\"start\",",
+        "\"Actor\":{\"ID\":\"abc\",\"Attributes\":{\"name\":\"web\"}},\"scope\":\"local\",\"time\":1,\"timeNano\":1000000000}\n",
+        "{\"Type\":\"container\",\"Action\":\"die\",\"Actor\":{\"ID\":\"abc\",\"Attributes\":{\"exitCode\":\"0\"}},\"scope\":\"local\",\"time\":2,\"timeNano\":2000000000}\n",
+    );
+    d.fake
+        .route("GET", "/v1.41/events", vec![json("200 OK", events)]);
+    let out = berth(
+        &d.socket,
+        &[
+            "events",
+            "--since",
+            "0",
+            "--until",
+            "3",
+            "--format",
+            "{{.Action}} {{.Actor.Attributes}}",
+        ],
+    )
+    .await;
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, "start map[name:web]\ndie map[exitCode:0]\n");
+    let out = berth(&d.socket, &["events", "-f", "type=container"]).await;
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 2);
+    assert!(
+        lines[0].ends_with(" container start abc (name=web)"),
+        "{}",
+        lines[0]
+    );
+    let targets: Vec<String> = d.fake.seen().iter().map(|s| s.target.clone()).collect();
+    assert!(targets.contains(&"/v1.41/events?since=0&until=3".to_string()));
+    assert!(targets.contains(
+        &"/v1.41/events?filters=%7B%22type%22%3A%7B%22container%22%3Atrue%7D%7D".to_string()
+    ));
 }
