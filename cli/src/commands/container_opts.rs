@@ -257,8 +257,11 @@ impl ContainerOptions {
             stop_timeout: self.stop_timeout,
             ..ContainerConfig::default()
         };
+        // Docker leaves `Mounts` out when there are none (`omitempty`).
         let mut extra = api_types::Extra::new();
-        extra.insert("Mounts".into(), Value::Array(mounts));
+        if !mounts.is_empty() {
+            extra.insert("Mounts".into(), Value::Array(mounts));
+        }
         let host_config = HostConfig {
             binds: (!binds.is_empty()).then_some(binds),
             log_config,
