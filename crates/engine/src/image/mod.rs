@@ -1,1 +1,392 @@
-//! Image store (being written).
+//! The image store: image configs, the layers they are made of, and the tags that name them.
+//!
+//! Content-addressed as dockerd's: an image ID is `sha256:` + the sha256 of its config JSON,
+//! a layer is keyed by its diff ID (the sha256 of its uncompressed tar, checked against the
+//! config's `rootfs.diff_ids`), unpacked once and shared by every image that lists it.
+//!
+//! On disk, under `<data-root>/image`:
+//!
+//! ```text
+//! repositories.json        the tag index (one JSON file, written atomically)
+//! configs/<hex>.json       image configs, byte for byte; sha256(file) = <hex> = the image ID
+//! layers/<short>/diff/     an unpacked layer, an overlayfs lowerdir (see `layers`)
+//! layers/<short>/layer.json  its diff ID and size
+//! tmp/                     spooled archives and layers being unpacked; emptied on open
+//! ```
+//!
+//! Locking, within the one process that owns a data root (as dockerd owns its own):
+//! the `index` mutex guards the tag index *and* the set of configs (a config is written or
+//! deleted only under it, so a tag never names a missing config); the `gc` lock is held
+//! shared by `load` and `import` while they unpack and publish, and exclusively by `remove`
+//! while it deletes layers, so a layer is never deleted under an image being made of it.
+
+mod blob;
+mod changes;
+mod config;
+mod error;
+mod import;
+mod inspect;
+mod layers;
+mod list;
+mod load;
+pub mod reference;
+mod remove;
+mod tag;
+mod tag_index;
+pub mod unpack;
+
+use std::collections::HashSet;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+pub use error::ImageError;
+pub use reference::{Reference, ReferenceError};
+pub use unpack::{unpack_layer, UnpackError, UnpackStats};
+
+use blob::{sha256_digest, sha256_hex};
+use config::ImageConfig;
+use layers::{Layer, LayerStore};
+use reference::{is_full_hex, is_lower_hex};
+use tag_index::TagIndex;
+
+/// One image `load` brought in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadedImage {
+    /// `sha256:<hex>`.
+    pub id: String,
+    /// Its tags from the archive, in familiar form (`busybox:latest`); empty if untagged.
+    pub tags: Vec<String>,
+}
+
+/// How `import` makes an image of a root file system.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportOptions {
+    /// `repo[:tag]` to tag the image with (`latest` if no tag).
+    pub repo_tag: Option<String>,
+    /// Dockerfile instructions applied to the config (`CMD ["sh"]`, `ENV A=b`, …).
+    pub changes: Vec<String>,
+    /// The image's comment; `Imported from -` when empty, as dockerd writes.
+    pub message: String,
+}
+
+/// A resolved image, what a container is made from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Image {
+    /// `sha256:<hex>`.
+    pub id: String,
+    /// The image's container config (Cmd, Entrypoint, Env, WorkingDir, User, …).
+    pub config: api_types::ContainerConfig,
+    /// Unpacked layer directories, bottom layer first (reverse them for `lowerdir=`).
+    pub layer_dirs: Vec<PathBuf>,
+    /// When the image was made, RFC 3339 as dockerd shows it.
+    pub created: String,
+}
+
+/// Images on disk; see the module documentation for the layout and the locking.
+pub struct ImageStore {
+    root: PathBuf,
+    layers: LayerStore,
+    index: Mutex<TagIndex>,
+    gc: RwLock<()>,
+}
+
+impl ImageStore {
+    /// Opens (creating if needed) the store in `root` (`<data-root>/image`), empties its
+    /// scratch space and removes what a crash may have left unowned: tags of missing images
+    /// and layers no image lists.
+    pub fn open(root: &Path) -> Result<Self, ImageError> {
+        let store = Self {
+            root: root.to_path_buf(),
+            layers: LayerStore::new(root.join("layers"), root.join("tmp")),
+            index: Mutex::new(TagIndex::default()),
+            gc: RwLock::new(()),
+        };
+        for dir in [
+            root.to_path_buf(),
+            store.configs_dir(),
+            root.join("layers"),
+            store.tmp_dir(),
+        ] {
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| ImageError::io(format!("cannot create {}", dir.display()), e))?;
+        }
+        store.empty_tmp()?;
+        *store.lock_index() = TagIndex::load(&store.index_path())?;
+        store.reconcile()?;
+        Ok(store)
+    }
+
+    /// The number of images, tagged or not.
+    pub fn count(&self) -> usize {
+        self.image_ids().map(|ids| ids.len()).unwrap_or(0)
+    }
+
+    /// The store's directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn configs_dir(&self) -> PathBuf {
+        self.root.join("configs")
+    }
+
+    fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    fn index_path(&self) -> PathBuf {
+        self.root.join("repositories.json")
+    }
+
+    fn config_path(&self, id: &str) -> PathBuf {
+        let hex = id.strip_prefix("sha256:").unwrap_or(id);
+        self.configs_dir().join(format!("{hex}.json"))
+    }
+
+    fn lock_index(&self) -> MutexGuard<'_, TagIndex> {
+        // The index in memory is only replaced after it was saved, so it is whole even if a
+        // thread panicked while holding the lock.
+        self.index.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn gc_shared(&self) -> RwLockReadGuard<'_, ()> {
+        self.gc.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn gc_exclusive(&self) -> RwLockWriteGuard<'_, ()> {
+        self.gc.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Every image ID (`sha256:<hex>`) in the store.
+    fn image_ids(&self) -> Result<Vec<String>, ImageError> {
+        let dir = self.configs_dir();
+        let entries = std::fs::read_dir(&dir)
+            .map_err(|e| ImageError::io(format!("cannot list {}", dir.display()), e))?;
+        let mut ids = Vec::new();
+        for entry in entries {
+            let entry =
+                entry.map_err(|e| ImageError::io(format!("cannot list {}", dir.display()), e))?;
+            let name = entry.file_name();
+            if let Some(hex) = name.to_str().and_then(|n| n.strip_suffix(".json")) {
+                if is_full_hex(hex) {
+                    ids.push(format!("sha256:{hex}"));
+                }
+            }
+        }
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// The config of image `id`; `None` if the image is not (or no longer) there.
+    fn try_read_config(&self, id: &str) -> Result<Option<ImageConfig>, ImageError> {
+        let path = self.config_path(id);
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(ImageError::io(format!("cannot read {}", path.display()), e)),
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| ImageError::Corrupt {
+                path,
+                reason: e.to_string(),
+            })
+    }
+
+    fn read_config(&self, id: &str) -> Result<ImageConfig, ImageError> {
+        self.try_read_config(id)?
+            .ok_or_else(|| ImageError::NotFound {
+                name: id.to_string(),
+            })
+    }
+
+    /// The unpacked layers of an image, bottom first.
+    fn layers_of(&self, id: &str, config: &ImageConfig) -> Result<Vec<Layer>, ImageError> {
+        config
+            .rootfs
+            .diff_ids
+            .iter()
+            .map(|diff_id| {
+                self.layers
+                    .get(diff_id)?
+                    .ok_or_else(|| ImageError::Corrupt {
+                        path: self.root.join("layers"),
+                        reason: format!("layer {diff_id} of image {id} is missing"),
+                    })
+            })
+            .collect()
+    }
+
+    /// The image ID `name` stands for: a tag (`busybox`, `docker.io/library/busybox:1`), a
+    /// full ID (`sha256:<hex>` or bare 64 hex) or an unambiguous ID prefix (`c9a2`,
+    /// `sha256:c9a2`), tried in dockerd's order.
+    fn lookup(&self, name: &str) -> Result<String, ImageError> {
+        let full = sha256_hex(name).or_else(|| is_full_hex(name).then_some(name));
+        if let Some(hex) = full {
+            let id = format!("sha256:{hex}");
+            return match self.config_path(&id).exists() {
+                true => Ok(id),
+                false => Err(ImageError::NotFound { name: id }),
+            };
+        }
+        let reference = Reference::parse_normalized(name)?.with_default_tag();
+        if let Some(id) = self.lock_index().get(&reference) {
+            return Ok(id.to_string());
+        }
+        let prefix = name.strip_prefix("sha256:").unwrap_or(name);
+        if reference.digest().is_none() && is_lower_hex(prefix) {
+            let mut found = self
+                .image_ids()?
+                .into_iter()
+                .filter(|id| id[7..].starts_with(prefix));
+            match (found.next(), found.next()) {
+                (Some(id), None) => return Ok(id),
+                (Some(_), Some(_)) => {
+                    return Err(ImageError::AmbiguousId {
+                        prefix: name.to_string(),
+                    })
+                }
+                _ => {}
+            }
+        }
+        Err(ImageError::NotFound {
+            name: reference.familiar_string(),
+        })
+    }
+
+    /// Stores a config (if new) and points `tags` at it; the image's layers must be in place.
+    fn publish(&self, config: &[u8], tags: &[Reference]) -> Result<String, ImageError> {
+        let id = sha256_digest(config);
+        let mut index = self.lock_index();
+        let path = self.config_path(&id);
+        if !path.exists() {
+            crate::fsutil::write_atomic(&path, config)
+                .map_err(|e| ImageError::io(format!("cannot write {}", path.display()), e))?;
+        }
+        if !tags.is_empty() {
+            let mut next = index.clone();
+            for tag in tags {
+                if let Some(previous) = next.get(tag) {
+                    if previous != id {
+                        tracing::info!(tag = %tag.familiar_string(), from = previous, to = %id, "moving tag");
+                    }
+                }
+                next.set(tag, &id);
+            }
+            next.save(&self.index_path())?;
+            *index = next;
+        }
+        Ok(id)
+    }
+
+    fn empty_tmp(&self) -> Result<(), ImageError> {
+        let tmp = self.tmp_dir();
+        let entries = std::fs::read_dir(&tmp)
+            .map_err(|e| ImageError::io(format!("cannot list {}", tmp.display()), e))?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let r = match entry.file_type() {
+                Ok(t) if t.is_dir() => std::fs::remove_dir_all(&path),
+                _ => std::fs::remove_file(&path),
+            };
+            if let Err(e) = r {
+                tracing::warn!(path = %path.display(), error = %e, "cannot remove leftover scratch data");
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops tags of missing images and deletes layers no image lists (a load that crashed
+    /// between unpacking and publishing). Leaves layers alone if any config is unreadable.
+    fn reconcile(&self) -> Result<(), ImageError> {
+        let ids: HashSet<String> = self.image_ids()?.into_iter().collect();
+        {
+            let mut index = self.lock_index();
+            let mut next = index.clone();
+            next.tags.retain(|_, id| ids.contains(id));
+            next.last_tag_time.retain(|id, _| ids.contains(id));
+            if next != *index {
+                tracing::warn!("dropping tags of images that are gone");
+                next.save(&self.index_path())?;
+                *index = next;
+            }
+        }
+        let mut used = HashSet::new();
+        for id in &ids {
+            match self.try_read_config(id) {
+                Ok(Some(config)) => used.extend(config.rootfs.diff_ids),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(image = %id, error = %e, "unreadable image config; not collecting layers");
+                    return Ok(());
+                }
+            }
+        }
+        for layer in self.layers.all()? {
+            if !used.contains(&layer.diff_id) {
+                tracing::info!(layer = %layer.diff_id, "removing a layer no image uses");
+                self.layers.remove(&layer)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testutil {
+    //! Images made by hand: configs and `docker save` archives around `TarMaker` layers.
+
+    use super::blob::sha256_digest;
+    pub(crate) use super::unpack::tests::TarMaker;
+
+    /// A minimal config listing `layers` (uncompressed tars), with `Cmd` and labels.
+    pub(crate) fn config(
+        layers: &[&[u8]],
+        cmd: &str,
+        created: &str,
+        labels: &[(&str, &str)],
+    ) -> Vec<u8> {
+        let diff_ids: Vec<String> = layers.iter().map(|l| sha256_digest(l)).collect();
+        let labels: serde_json::Map<String, serde_json::Value> = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), serde_json::json!(v)))
+            .collect();
+        serde_json::to_vec(&serde_json::json!({
+            "architecture": "amd64",
+            "os": "linux",
+            "created": created,
+            "config": {"Cmd": [cmd], "Env": ["PATH=/bin"], "Labels": if labels.is_empty() { serde_json::Value::Null } else { labels.into() }},
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        }))
+        .unwrap()
+    }
+
+    /// One image of a legacy `docker save` archive.
+    pub(crate) struct SavedImage<'a> {
+        pub config: Vec<u8>,
+        pub layers: Vec<&'a [u8]>,
+        pub tags: Vec<&'a str>,
+    }
+
+    /// A `docker save` archive as Docker ≤ 24 writes it.
+    pub(crate) fn legacy_archive(images: &[SavedImage<'_>]) -> Vec<u8> {
+        let mut t = TarMaker::default();
+        let mut manifest = Vec::new();
+        for image in images {
+            let config_name = format!("{}.json", &sha256_digest(&image.config)[7..]);
+            t.file(&config_name, &image.config);
+            let mut layer_names = Vec::new();
+            for layer in &image.layers {
+                let dir = &sha256_digest(layer)[7..];
+                t.file(&format!("{dir}/VERSION"), b"1.0");
+                t.file(&format!("{dir}/layer.tar"), layer);
+                layer_names.push(format!("{dir}/layer.tar"));
+            }
+            manifest.push(serde_json::json!({"Config": config_name, "RepoTags": image.tags, "Layers": layer_names}));
+        }
+        t.file("manifest.json", &serde_json::to_vec(&manifest).unwrap());
+        t.file("repositories", b"{}");
+        t.finish()
+    }
+}
