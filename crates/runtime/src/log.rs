@@ -13,6 +13,7 @@ use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::EnvFilter;
 
 use crate::LogFormat;
 
@@ -22,15 +23,23 @@ pub struct Logger {
     format: LogFormat,
 }
 
-/// Opens `--log` (append) and routes tracing events there: warnings and errors, or
-/// everything down to debug with `--debug`. Without `--log`, events go to stderr only
+/// Opens `--log` (append) and routes tracing events there: warnings and errors (only
+/// errors from libcgroups), or everything down to debug with `--debug`. Without `--log`, events go to stderr only
 /// with `--debug`.
 pub fn init(path: Option<&Path>, format: LogFormat, debug: bool) -> anyhow::Result<Logger> {
-    let level = if debug { Level::DEBUG } else { Level::WARN };
+    // libcgroups warns about every v1 controller the host lacks (hugetlb, net_cls, …)
+    // on each call: noise next to the errors a shim looks for.
+    let filter = || {
+        if debug {
+            EnvFilter::new("debug")
+        } else {
+            EnvFilter::new("warn,libcgroups=error")
+        }
+    };
     let Some(path) = path else {
         if debug {
             let _ = tracing_subscriber::fmt()
-                .with_max_level(level)
+                .with_env_filter(filter())
                 .with_writer(std::io::stderr)
                 .event_format(RuncFormat { format })
                 .try_init();
@@ -44,7 +53,7 @@ pub fn init(path: Option<&Path>, format: LogFormat, debug: bool) -> anyhow::Resu
         .with_context(|| format!("Cannot open the log file {path:?}"))?;
     let file = Arc::new(Mutex::new(file));
     let _ = tracing_subscriber::fmt()
-        .with_max_level(level)
+        .with_env_filter(filter())
         .with_writer(SharedFile(file.clone()))
         .event_format(RuncFormat { format })
         .try_init();
