@@ -153,6 +153,32 @@ pub fn indent_json(raw: &[u8]) -> String {
     out
 }
 
+/// Removes the whitespace between JSON tokens, keeping key order and string contents.
+pub fn compact_json(raw: &[u8]) -> String {
+    let text = String::from_utf8_lossy(raw);
+    let mut out = String::with_capacity(text.len());
+    let mut in_string = false;
+    let mut escaped = false;
+    for c in text.chars() {
+        if in_string {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if c == '"' {
+            in_string = true;
+            out.push(c);
+        } else if !c.is_whitespace() {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// A parsed `--format` value for a listing command.
 pub struct RowFormat {
     table: bool,
@@ -186,7 +212,7 @@ impl RowFormat {
     pub fn render(&self, header: &Value, rows: &[Value]) -> Result<String, TemplateError> {
         let strict = Mode {
             strict: true,
-            header: false,
+            ..Mode::default()
         };
         let mut body = String::new();
         for row in rows {
@@ -201,6 +227,7 @@ impl RowFormat {
             Mode {
                 strict: true,
                 header: true,
+                ..Mode::default()
             },
         )?;
         Ok(tabwrite(&format!("{head}\n{body}"), 10, 3))
@@ -291,6 +318,14 @@ mod tests {
 }"#;
         assert_eq!(indent_json(raw), expected);
         assert_eq!(indent_json(br#"["a\"b"]"#), "[\n    \"a\\\"b\"\n]");
+        assert_eq!(
+            compact_json(indent_json(raw).as_bytes()).as_bytes(),
+            &raw[..]
+        );
+        assert_eq!(
+            compact_json(b"{ \"a b\" : [ 1 , \"\\\" x\" ] }"),
+            r#"{"a b":[1,"\" x"]}"#
+        );
     }
 
     #[test]

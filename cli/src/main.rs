@@ -46,8 +46,8 @@ struct Cli {
     command: Option<Command>,
 }
 
-/// Maps a command-line parsing failure to docker's exit statuses: help is 0, a missing
-/// argument 1, any other usage error 125.
+/// Maps a command-line parsing failure to docker's exit statuses: help is 0, a missing or
+/// extra argument 1, any other usage error 125.
 fn parse_error_status(e: &clap::Error) -> i32 {
     use clap::error::ErrorKind;
     match e.kind() {
@@ -57,6 +57,11 @@ fn parse_error_status(e: &clap::Error) -> i32 {
         ErrorKind::MissingRequiredArgument
         | ErrorKind::TooFewValues
         | ErrorKind::MissingSubcommand => 1,
+        // An extra positional argument is an argument-count error; an unknown flag a usage error.
+        ErrorKind::UnknownArgument => match e.get(clap::error::ContextKind::InvalidArg) {
+            Some(clap::error::ContextValue::String(arg)) if !arg.starts_with('-') => 1,
+            _ => 125,
+        },
         _ => 125,
     }
 }

@@ -26,7 +26,7 @@ pub struct TemplateError(pub String);
 
 impl std::fmt::Display for TemplateError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "template: {}", self.0)
+        write!(f, "template: :1: {}", self.0)
     }
 }
 
@@ -45,7 +45,14 @@ pub struct Mode {
     pub strict: bool,
     /// Functions return their first argument unchanged (used to render table headers).
     pub header: bool,
+    /// A missing map key is an error (`map has no entry for key`), as in `inspect -f`.
+    pub missing_key_error: bool,
 }
+
+const FUNCTIONS: &[&str] = &[
+    "json", "index", "join", "split", "upper", "lower", "title", "len", "eq", "ne", "lt", "le",
+    "gt", "ge", "not", "and", "or", "print", "println", "printf", "truncate", "pad",
+];
 
 #[derive(Debug, Clone)]
 enum Node {
@@ -464,7 +471,8 @@ fn parse_tokens(tokens: &[Token], pos: &mut usize, source: &str) -> Result<Pipel
                 "true" => Operand::Literal(Value::Bool(true)),
                 "false" => Operand::Literal(Value::Bool(false)),
                 "nil" => Operand::Literal(Value::Null),
-                _ => Operand::Func(id.clone()),
+                f if FUNCTIONS.contains(&f) => Operand::Func(id.clone()),
+                _ => return err(format!("function \"{id}\" not defined")),
             }),
             Token::Comma | Token::Declare => {
                 return err(format!("unexpected {token:?} in command"))
@@ -665,6 +673,11 @@ impl Exec {
                     None if self.mode.strict => {
                         return err(format!(
                             "executing \"\" at <{src}>: can't evaluate field {f}"
+                        ))
+                    }
+                    None if self.mode.missing_key_error => {
+                        return err(format!(
+                            "executing \"\" at <{src}>: map has no entry for key \"{f}\""
                         ))
                     }
                     None => None,
@@ -1029,7 +1042,7 @@ mod tests {
         let t = Template::parse(r#"{{.ID}} {{.Label "k"}} {{.Label "nope"}}|"#).unwrap();
         let strict = Mode {
             strict: true,
-            header: false,
+            ..Mode::default()
         };
         assert_eq!(t.render_with(&row, strict).unwrap(), "abc v |");
         assert!(Template::parse("{{.Nope}}")
@@ -1043,6 +1056,7 @@ mod tests {
         let mode = Mode {
             strict: true,
             header: true,
+            ..Mode::default()
         };
         assert_eq!(t.render_with(&header, mode).unwrap(), "CONTAINER ID LABEL");
     }
@@ -1052,9 +1066,21 @@ mod tests {
         assert!(Template::parse("{{.A").is_err());
         assert!(Template::parse("{{if .A}}x").is_err());
         assert!(Template::parse("{{end}}").is_err());
-        assert!(Template::parse("{{nosuchfunc .A}}")
+        assert_eq!(
+            Template::parse("{{nosuchfunc .A}}")
+                .unwrap_err()
+                .to_string(),
+            "template: :1: function \"nosuchfunc\" not defined"
+        );
+        let inspect = Mode {
+            missing_key_error: true,
+            ..Mode::default()
+        };
+        assert!(Template::parse("{{.A.B}}")
             .unwrap()
-            .render(&json!({}))
-            .is_err());
+            .render_with(&json!({"A": {}}), inspect)
+            .unwrap_err()
+            .to_string()
+            .ends_with("map has no entry for key \"B\""));
     }
 }

@@ -10,7 +10,7 @@ use crate::backend::{Backend, ImageListOptions};
 use crate::exit::StatusError;
 use crate::format::{short_id, RowFormat};
 use crate::reference::ImageRef;
-use crate::units::{human_size_with_precision, time_ago};
+use crate::units::{human_size, human_size_with_precision, time_ago};
 
 const DEFAULT_TABLE: &str =
     "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}";
@@ -54,7 +54,8 @@ pub async fn images<B: Backend>(backend: &B, args: ImagesArgs) -> anyhow::Result
         "" | "table" if args.quiet => "{{.ID}}",
         f => f,
     };
-    let format = RowFormat::parse(format_text, default)?;
+    let format = RowFormat::parse(format_text, default)
+        .map_err(|e| anyhow::anyhow!("template parsing error: {e}"))?;
     let mut filters = parse_filters(&args.filter)?;
     if let Some(r) = &args.repository {
         filters
@@ -72,7 +73,10 @@ pub async fn images<B: Backend>(backend: &B, args: ImagesArgs) -> anyhow::Result
         .iter()
         .flat_map(|i| image_rows(i, !args.no_trunc, args.digests, now))
         .collect();
-    print!("{}", format.render(&image_header(), &rows)?);
+    let out = format
+        .render(&image_header(), &rows)
+        .map_err(|e| anyhow::anyhow!("template parsing error: {e}"))?;
+    print!("{out}");
     Ok(())
 }
 
@@ -155,7 +159,7 @@ fn image_row(
         "CreatedSince": time_ago(image.created, now),
         "CreatedAt": local_time_string(image.created),
         "Size": size(image.size),
-        "VirtualSize": size(image.virtual_size.max(image.size)),
+        "VirtualSize": human_size(image.virtual_size.max(image.size) as f64),
         "SharedSize": if image.shared_size < 0 { "N/A".to_string() } else { size(image.shared_size) },
         "UniqueSize": if image.shared_size < 0 { "N/A".to_string() } else { size(image.size - image.shared_size) },
         "Containers": if image.containers < 0 { "N/A".to_string() } else { image.containers.to_string() },

@@ -6,8 +6,8 @@ use clap::Args;
 
 use crate::backend::{Backend, BackendError};
 use crate::exit::StatusError;
-use crate::format::indent_json;
-use crate::template::Template;
+use crate::format::{compact_json, indent_json};
+use crate::template::{Mode, Template};
 
 /// Return low-level information on Docker objects
 #[derive(Args, Debug, Clone)]
@@ -63,7 +63,6 @@ async fn fetch<B: Backend>(backend: &B, kind: Kind, name: &str) -> Result<Bytes,
         match backend.inspect_container(name).await {
             Ok(i) => return Ok(i.raw),
             Err(e) if not_found(&e) && kind == Kind::Any => {}
-            Err(e) if not_found(&e) => return Err(format!("Error: No such container: {name}")),
             Err(e) => return Err(e.to_string()),
         }
     }
@@ -72,7 +71,6 @@ async fn fetch<B: Backend>(backend: &B, kind: Kind, name: &str) -> Result<Bytes,
         Err(e) if not_found(&e) && kind == Kind::Any => {
             Err(format!("Error: No such object: {name}"))
         }
-        Err(e) if not_found(&e) => Err(format!("Error: No such image: {name}")),
         Err(e) => Err(e.to_string()),
     }
 }
@@ -88,7 +86,10 @@ pub async fn inspect<B: Backend>(backend: &B, args: InspectArgs) -> anyhow::Resu
     let template = match args.format.as_deref() {
         None | Some("") => None,
         Some("json") => Some(Template::parse("{{json .}}")?),
-        Some(f) => Some(Template::parse(f)?),
+        Some(f) => Some(
+            Template::parse(f)
+                .map_err(|e| StatusError::new(64, format!("template parsing error: {e}")))?,
+        ),
     };
     let mut elements = Vec::new();
     let mut errors = Vec::new();
@@ -100,10 +101,31 @@ pub async fn inspect<B: Backend>(backend: &B, args: InspectArgs) -> anyhow::Resu
     }
     match template {
         None => println!("{}", render_indented(&elements)),
+        // Docker marshals its typed structs, which keeps the engine's field order.
+        Some(_)
+            if args.format.as_deref().map(str::trim) == Some("{{json .}}")
+                || args.format.as_deref() == Some("json") =>
+        {
+            for raw in &elements {
+                println!("{}", compact_json(raw));
+            }
+        }
         Some(t) => {
+            let mode = Mode {
+                missing_key_error: true,
+                ..Mode::default()
+            };
             for raw in &elements {
                 let value: serde_json::Value = serde_json::from_slice(raw)?;
-                println!("{}", t.render(&value)?);
+                match t.render_with(&value, mode) {
+                    Ok(text) => println!("{text}"),
+                    Err(e) => {
+                        println!();
+                        return Err(
+                            StatusError::new(1, format!("template parsing error: {e}")).into()
+                        );
+                    }
+                }
             }
         }
     }

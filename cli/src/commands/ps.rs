@@ -59,7 +59,8 @@ pub async fn ps<B: Backend>(backend: &B, args: PsArgs) -> anyhow::Result<()> {
         "" | "table" if args.size => format!("{DEFAULT_TABLE}\t{{{{.Size}}}}"),
         f => f.to_string(),
     };
-    let format = RowFormat::parse(&format_text, DEFAULT_TABLE)?;
+    let format = RowFormat::parse(&format_text, DEFAULT_TABLE)
+        .map_err(|e| anyhow::anyhow!("failed to parse template: {e}"))?;
     let limit = if args.latest && args.last == -1 {
         1
     } else {
@@ -77,7 +78,10 @@ pub async fn ps<B: Backend>(backend: &B, args: PsArgs) -> anyhow::Result<()> {
         .iter()
         .map(|c| container_row(c, !args.no_trunc, now))
         .collect();
-    print!("{}", format.render(&container_header(), &rows)?);
+    let out = format
+        .render(&container_header(), &rows)
+        .map_err(|e| anyhow::anyhow!("failed to execute template: {e}"))?;
+    print!("{out}");
     Ok(())
 }
 

@@ -100,7 +100,7 @@ pub fn server_section(v: &Version) -> String {
             ));
             out.push_str(&format!("  Go version:\t{}\n", d("GoVersion")));
             out.push_str(&format!("  Git commit:\t{}\n", d("GitCommit")));
-            out.push_str(&format!("  Built:\t{}\n", d("BuildTime")));
+            out.push_str(&format!("  Built:\t{}\n", ansic_time(&d("BuildTime"))));
             out.push_str(&format!("  OS/Arch:\t{}/{}\n", d("Os"), d("Arch")));
             out.push_str(&format!("  Experimental:\t{}\n", d("Experimental")));
         } else {
@@ -111,6 +111,14 @@ pub fn server_section(v: &Version) -> String {
         }
     }
     out
+}
+
+/// Go's `time.ANSIC` rendering of an RFC 3339 time (`Thu May  7 21:09:36 2026`), as
+/// docker shows build times; anything else is shown as is.
+fn ansic_time(text: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.format("%a %b %e %H:%M:%S %Y").to_string())
+        .unwrap_or_else(|_| text.to_string())
 }
 
 /// `berth version`.
@@ -267,6 +275,7 @@ pub fn server_info(i: &Info) -> String {
         }
     }
     line(format!(" Live Restore Enabled: {}", i.live_restore_enabled));
+    line(String::new());
     o
 }
 
@@ -368,6 +377,10 @@ mod tests {
         assert!(out.starts_with(
             "Server:\n Engine:\n  Version:          20.10.24+dfsg1\n  API version:      1.41 (minimum version 1.12)\n  Go version:       go1.19.8\n"
         ), "{out}");
+        assert!(
+            out.contains("  Built:            Thu May  7 21:09:36 2026\n"),
+            "{out}"
+        );
         assert!(out.contains(" containerd:\n  Version:          1.6.20~ds1\n  GitCommit:        1.6.20~ds1-1+deb12u3\n"));
         let client = tabwrite(&client_section("1.41"), 20, 1);
         assert!(client.starts_with(&format!(
@@ -386,7 +399,9 @@ mod tests {
         assert!(out.contains(" Storage Driver: overlay2\n  Backing Filesystem: extfs\n"));
         assert!(out.contains(" Security Options:\n  seccomp\n   Profile: default\n"));
         assert!(out.contains(" Total Memory: 23.54GiB\n"));
-        assert!(out.contains(" Insecure Registries:\n  127.0.0.0/8\n"));
+        assert!(
+            out.ends_with(" Insecure Registries:\n  127.0.0.0/8\n Live Restore Enabled: false\n\n")
+        );
     }
 
     #[test]
