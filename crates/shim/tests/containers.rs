@@ -18,6 +18,8 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use berth_shim::{ExitStatus, LogEntry, Ready, ShimConfig};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 use serde_json::json;
 
 const SHIM: &str = env!("CARGO_BIN_EXE_berth-shim");
@@ -231,10 +233,7 @@ impl Drop for TestContainer {
         // …then the shim notices, records and deletes; give it a moment, then make sure.
         if let Some(Ready::Started { shim_pid, .. }) = self.ready {
             if !wait_gone(shim_pid, Duration::from_secs(10)) {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(shim_pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
+                let _ = kill(Pid::from_raw(shim_pid), Signal::SIGKILL);
             }
         }
         let _ = Command::new(self.runtime.binary())
@@ -338,10 +337,7 @@ fn cgroup_dirs(id: &str) -> Vec<PathBuf> {
 fn kill_cgroup(dir: &Path) {
     if let Ok(procs) = std::fs::read_to_string(dir.join("cgroup.procs")) {
         for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGKILL,
-            );
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
     }
 }
@@ -433,6 +429,12 @@ fn stderr_and_exit_code(rt: Runtime) {
     );
 }
 
+fn stdin_is_empty(rt: Runtime) {
+    let c = TestContainer::start("stdin", rt, Spec::new(&["cat"]));
+    assert_eq!(c.wait_exit().exit_code, 0, "cat reads EOF at once");
+    assert!(c.log_entries("").is_empty());
+}
+
 fn missing_binary(rt: Runtime) {
     let c = TestContainer::start("missing", rt, Spec::new(&["nosuchcmd"]));
     match c.ready() {
@@ -456,7 +458,7 @@ fn sigkill_is_137(rt: Runtime) {
     let (shim_pid, container_pid) = c.pids();
     // The shim is detached: its own session, not our child, and the container's parent.
     assert_eq!(
-        nix::unistd::getsid(Some(nix::unistd::Pid::from_raw(shim_pid)))
+        nix::unistd::getsid(Some(Pid::from_raw(shim_pid)))
             .unwrap()
             .as_raw(),
         shim_pid
@@ -481,11 +483,15 @@ fn sigkill_is_137(rt: Runtime) {
             rt.short()
         );
     }
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(container_pid),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    // What an engine's terminal or a dying engine could send does not stop it.
+    for signal in [Signal::SIGHUP, Signal::SIGINT, Signal::SIGPIPE] {
+        kill(Pid::from_raw(shim_pid), signal).unwrap();
+    }
+    assert!(
+        !wait_gone(shim_pid, Duration::from_millis(200)),
+        "the shim died of a signal"
+    );
+    kill(Pid::from_raw(container_pid), Signal::SIGKILL).unwrap();
     let exit = c.wait_exit();
     assert_eq!(exit.exit_code, 137);
     assert!(!exit.oom_killed);
@@ -572,6 +578,7 @@ macro_rules! with_each_runtime {
 with_each_runtime!(
     echo_hello,
     stderr_and_exit_code,
+    stdin_is_empty,
     missing_binary,
     sigkill_is_137,
     oom_is_reported,
