@@ -269,8 +269,8 @@ impl ContainerOptions {
             port_bindings: Some(port_bindings),
             restart_policy,
             auto_remove: self.rm,
-            cap_add: (!self.cap_add.is_empty()).then(|| self.cap_add.clone()),
-            cap_drop: (!self.cap_drop.is_empty()).then(|| self.cap_drop.clone()),
+            cap_add: (!self.cap_add.is_empty()).then(|| normalize_capabilities(&self.cap_add)),
+            cap_drop: (!self.cap_drop.is_empty()).then(|| normalize_capabilities(&self.cap_drop)),
             privileged: self.privileged,
             readonly_rootfs: self.read_only,
             console_size: Some(console_size),
@@ -292,6 +292,24 @@ impl ContainerOptions {
             networking_config: Some(json!({"EndpointsConfig": {}})),
         })
     }
+}
+
+/// Capabilities as docker sends them: upper case with the `CAP_` prefix (`ALL` stays `ALL`),
+/// without duplicates.
+fn normalize_capabilities(caps: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for c in caps {
+        let upper = c.trim().to_ascii_uppercase();
+        let name = if upper == "ALL" || upper.starts_with("CAP_") {
+            upper
+        } else {
+            format!("CAP_{upper}")
+        };
+        if !out.contains(&name) {
+            out.push(name);
+        }
+    }
+    out
 }
 
 /// `-e NAME=value` as is; `-e NAME` takes the client's value when it has one.
@@ -458,6 +476,20 @@ fn parse_publish(specs: &[String]) -> anyhow::Result<(Option<BTreeMap<String, Va
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn capabilities_are_normalized() {
+        let caps = [
+            "net_admin".to_string(),
+            "CAP_SYS_ADMIN".into(),
+            "ALL".into(),
+            "NET_ADMIN".into(),
+        ];
+        assert_eq!(
+            normalize_capabilities(&caps),
+            ["CAP_NET_ADMIN", "CAP_SYS_ADMIN", "ALL"]
+        );
+    }
 
     #[test]
     fn restart_policies() {

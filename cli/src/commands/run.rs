@@ -492,7 +492,7 @@ mod tests {
         assert_eq!(h["ReadonlyRootfs"], true);
         assert_eq!(h["NetworkMode"], "none");
         assert_eq!(h["Ulimits"], json!([{"Name":"nofile","Soft":10,"Hard":20}]));
-        assert_eq!(h["CapAdd"], json!(["NET_ADMIN"]));
+        assert_eq!(h["CapAdd"], json!(["CAP_NET_ADMIN"]));
         assert_eq!(h["CapDrop"], json!(["ALL"]));
         assert_eq!(h["Privileged"], true);
         assert_eq!(h["Init"], true);
