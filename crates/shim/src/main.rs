@@ -18,7 +18,7 @@ mod runtime;
 mod shimlog;
 
 use std::fs::File;
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::{FromRawFd, IntoRawFd};
 use std::path::PathBuf;
 
 use berth_shim::READY_FD;
@@ -72,9 +72,16 @@ fn detach() -> std::io::Result<()> {
     let null = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
-        .open("/dev/null")?;
+        .open("/dev/null")?
+        .into_raw_fd();
     for fd in 0..3 {
-        dup2(null.as_raw_fd(), fd)?;
+        if fd != null {
+            dup2(null, fd)?;
+        }
+    }
+    // If stdio was closed, /dev/null itself landed on 0, 1 or 2: keep it.
+    if null > 2 {
+        nix::unistd::close(null)?;
     }
     Ok(())
 }

@@ -390,6 +390,7 @@ fn pump(
     // what was read is in the log, so a slow disk slows the container's writes down.
     let mut buf = vec![0u8; 32 * 1024];
     let mut deadline = exited.as_ref().map(|_| Instant::now() + DRAIN_TIMEOUT);
+    let mut not_our_child = false;
     loop {
         if let Some(deadline) = deadline {
             if io.all_closed() {
@@ -405,6 +406,9 @@ fn pump(
         let timeout = match deadline {
             Some(d) => PollTimeout::try_from(d.saturating_duration_since(Instant::now()))
                 .unwrap_or(PollTimeout::MAX),
+            // Output ended but no exit seen: check now and then that the container's
+            // process is really our child (runc and berth-runtime guarantee it).
+            None if io.all_closed() => PollTimeout::from(1000u16),
             None => PollTimeout::NONE,
         };
         let open: Vec<usize> = (0..io.outputs.len())
@@ -437,6 +441,7 @@ fn pump(
                 break;
             }
         }
+        let timed_out = fds.iter().all(|fd| !fd.any().unwrap_or(false));
         let signalled = fds[0].any().unwrap_or(false);
         let readable: Vec<usize> = open
             .iter()
@@ -454,6 +459,28 @@ fn pump(
                     deadline = Some(Instant::now() + DRAIN_TIMEOUT);
                 }
             });
+        }
+        if timed_out && exited.is_none() && io.all_closed() {
+            match waitpid(container, Some(WaitPidFlag::WNOHANG)) {
+                Ok(status @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => {
+                    exited = Some((status, now()));
+                    deadline = Some(Instant::now());
+                }
+                Err(Errno::ECHILD) => {
+                    // Not ours to reap: all we can learn is when it is gone.
+                    if !not_our_child {
+                        not_our_child = true;
+                        log.error(format!(
+                            "The container's process {container} is not a child of the shim; its exit status will be unknown"
+                        ));
+                    }
+                    if nix::sys::signal::kill(container, None) == Err(Errno::ESRCH) {
+                        exited = Some((WaitStatus::StillAlive, now()));
+                        deadline = Some(Instant::now());
+                    }
+                }
+                _ => {}
+            }
         }
         for i in readable {
             let time = now();
