@@ -21,6 +21,8 @@
 //! while it deletes layers, so a layer is never deleted under an image being made of it.
 
 mod blob;
+#[cfg(test)]
+mod busybox_tests;
 mod changes;
 mod config;
 mod error;
