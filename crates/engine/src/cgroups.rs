@@ -58,7 +58,10 @@ pub fn set_frozen(version: Version, id: &str, frozen: bool) -> std::io::Result<(
     let d = dir(version, "freezer", id);
     match version {
         Version::V1 => {
-            std::fs::write(d.join("freezer.state"), if frozen { "FROZEN" } else { "THAWED" })?;
+            std::fs::write(
+                d.join("freezer.state"),
+                if frozen { "FROZEN" } else { "THAWED" },
+            )?;
             // The kernel may report FREEZING for a while; wait until it settles.
             for _ in 0..1000 {
                 let state = std::fs::read_to_string(d.join("freezer.state"))?;
@@ -95,8 +98,12 @@ pub fn remove_orphans(version: Version, keep: &dyn Fn(&str) -> bool) {
             let name = entry.file_name().to_string_lossy().into_owned();
             if entry.path().is_dir() && !keep(&name) {
                 match std::fs::remove_dir(entry.path()) {
-                    Ok(()) => tracing::info!(cgroup = %entry.path().display(), "removed orphaned cgroup"),
-                    Err(e) => tracing::warn!(cgroup = %entry.path().display(), error = %e, "cannot remove orphaned cgroup"),
+                    Ok(()) => {
+                        tracing::info!(cgroup = %entry.path().display(), "removed orphaned cgroup")
+                    }
+                    Err(e) => {
+                        tracing::warn!(cgroup = %entry.path().display(), error = %e, "cannot remove orphaned cgroup")
+                    }
                 }
             }
         }
@@ -114,6 +121,9 @@ mod tests {
             dir(Version::V1, "memory", "abc"),
             Path::new("/sys/fs/cgroup/memory/berth/abc")
         );
-        assert_eq!(dir(Version::V2, "memory", "abc"), Path::new("/sys/fs/cgroup/berth/abc"));
+        assert_eq!(
+            dir(Version::V2, "memory", "abc"),
+            Path::new("/sys/fs/cgroup/berth/abc")
+        );
     }
 }

@@ -60,7 +60,14 @@ impl Events {
             time_nano: now_nanos(),
             caller: *caller,
         };
-        tracing::debug!(kind, action, id, uid = caller.uid, pid = caller.pid, "event");
+        tracing::debug!(
+            kind,
+            action,
+            id,
+            uid = caller.uid,
+            pid = caller.pid,
+            "event"
+        );
         {
             let mut h = self.history.lock().unwrap_or_else(|e| e.into_inner());
             if h.len() == HISTORY {

@@ -326,14 +326,18 @@ pub fn resolve_user(
             Some(f[0].to_string()),
         ),
         (None, Ok(uid)) => (uid, 0, "/".to_string(), None),
-        (None, Err(_)) => return Err(UserError::NoUser { name: u.to_string() }),
+        (None, Err(_)) => {
+            return Err(UserError::NoUser {
+                name: u.to_string(),
+            })
+        }
     };
     if let Some(g) = g {
         gid = match group_entries.iter().find(|f| f[0] == g) {
             Some(f) => f[2].parse().unwrap_or(0),
-            None => g
-                .parse::<u32>()
-                .map_err(|_| UserError::NoGroup { name: g.to_string() })?,
+            None => g.parse::<u32>().map_err(|_| UserError::NoGroup {
+                name: g.to_string(),
+            })?,
         };
     }
     let additional_gids = match (&username, g) {
@@ -365,14 +369,19 @@ mod tests {
         let r = resolve_user("", Some(PASSWD), Some(GROUP)).unwrap();
         assert_eq!((r.uid, r.gid, r.home.as_str()), (0, 0, "/root"));
         let r = resolve_user("berth", Some(PASSWD), Some(GROUP)).unwrap();
-        assert_eq!((r.uid, r.gid, r.additional_gids.clone()), (1000, 1000, vec![10]));
+        assert_eq!(
+            (r.uid, r.gid, r.additional_gids.clone()),
+            (1000, 1000, vec![10])
+        );
         let r = resolve_user("1234:55", Some(PASSWD), Some(GROUP)).unwrap();
         assert_eq!((r.uid, r.gid), (1234, 55));
         let r = resolve_user("berth:wheel", Some(PASSWD), Some(GROUP)).unwrap();
         assert_eq!((r.uid, r.gid), (1000, 10));
         assert_eq!(
             resolve_user("nobody2", Some(PASSWD), None),
-            Err(UserError::NoUser { name: "nobody2".into() })
+            Err(UserError::NoUser {
+                name: "nobody2".into()
+            })
         );
         assert!(resolve_user("0:nogroup", None, None).is_err());
     }
@@ -387,7 +396,9 @@ mod tests {
         std::fs::write(root.join("secret"), "container file").unwrap();
         // The absolute symlink resolves inside the root.
         assert_eq!(
-            read_in_root(&root, Path::new("/etc/passwd")).unwrap().as_deref(),
+            read_in_root(&root, Path::new("/etc/passwd"))
+                .unwrap()
+                .as_deref(),
             Some("container file")
         );
         std::os::unix::fs::symlink("/", root.join("up")).unwrap();

@@ -89,7 +89,11 @@ pub enum SpecError {
 pub fn build(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
     let hc = input.host_config;
     let caps = capabilities(hc)?;
-    let shm = if hc.shm_size > 0 { hc.shm_size } else { DEFAULT_SHM_SIZE };
+    let shm = if hc.shm_size > 0 {
+        hc.shm_size
+    } else {
+        DEFAULT_SHM_SIZE
+    };
     let mut mounts = vec![
         json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
         json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
@@ -154,7 +158,11 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
 fn capabilities(hc: &HostConfig) -> Result<Vec<String>, SpecError> {
     let normalize = |c: &String| -> Result<String, SpecError> {
         let up = c.to_ascii_uppercase();
-        let name = if up.starts_with("CAP_") { up } else { format!("CAP_{up}") };
+        let name = if up.starts_with("CAP_") {
+            up
+        } else {
+            format!("CAP_{up}")
+        };
         if name == "CAP_ALL" || ALL_CAPABILITIES.contains(&name.as_str()) {
             Ok(name)
         } else {
@@ -189,7 +197,9 @@ fn rlimits(hc: &HostConfig) -> Result<Vec<Value>, SpecError> {
     for u in hc.ulimits.iter().flatten() {
         let ty = format!("RLIMIT_{}", u.name.to_ascii_uppercase());
         if !RLIMITS.contains(&ty.as_str()) {
-            return Err(SpecError::Ulimit { name: u.name.clone() });
+            return Err(SpecError::Ulimit {
+                name: u.name.clone(),
+            });
         }
         out.retain(|r| r["type"] != ty.as_str());
         out.push(json!({"type": ty, "hard": u.hard as u64, "soft": u.soft as u64}));
@@ -253,9 +263,7 @@ fn resources(hc: &HostConfig) -> Value {
 
 /// The device nodes every container gets in its `/dev`.
 fn default_devices() -> Value {
-    let dev = |path: &str, major: i64, minor: i64| {
-        json!({"path": path, "type": "c", "major": major, "minor": minor, "fileMode": 0o666, "uid": 0, "gid": 0})
-    };
+    let dev = |path: &str, major: i64, minor: i64| json!({"path": path, "type": "c", "major": major, "minor": minor, "fileMode": 0o666, "uid": 0, "gid": 0});
     json!([
         dev("/dev/null", 1, 3),
         dev("/dev/zero", 1, 5),
@@ -268,9 +276,7 @@ fn default_devices() -> Value {
 
 /// Docker's default device cgroup rules: deny everything, then allow the usual nodes.
 fn device_rules() -> Value {
-    let allow = |ty: &str, major: Option<i64>, minor: Option<i64>, access: &str| {
-        json!({"allow": true, "type": ty, "major": major, "minor": minor, "access": access})
-    };
+    let allow = |ty: &str, major: Option<i64>, minor: Option<i64>, access: &str| json!({"allow": true, "type": ty, "major": major, "minor": minor, "access": access});
     json!([
         {"allow": false, "access": "rwm"},
         allow("c", None, None, "m"),
@@ -386,11 +392,17 @@ mod tests {
         let hc = HostConfig::default();
         let user = root();
         let spec = serde_json::to_value(build(&input(&hc, &user)).unwrap()).unwrap();
-        let caps = spec["process"]["capabilities"]["bounding"].as_array().unwrap();
+        let caps = spec["process"]["capabilities"]["bounding"]
+            .as_array()
+            .unwrap();
         assert_eq!(caps.len(), 14);
         assert!(!caps.iter().any(|c| c == "CAP_SYS_ADMIN"));
         assert_eq!(spec["linux"]["namespaces"].as_array().unwrap().len(), 5);
-        assert!(spec["linux"]["maskedPaths"].as_array().unwrap().iter().any(|p| p == "/proc/kcore"));
+        assert!(spec["linux"]["maskedPaths"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p == "/proc/kcore"));
         assert_eq!(spec["root"]["readonly"], json!(false));
         assert!(spec["linux"]["resources"].get("memory").is_none());
     }
@@ -417,7 +429,9 @@ mod tests {
         assert_eq!(r["cpu"]["shares"], json!(512));
         assert_eq!(r["pids"]["limit"], json!(20));
         assert_eq!(spec["root"]["readonly"], json!(true));
-        let caps = spec["process"]["capabilities"]["effective"].as_array().unwrap();
+        let caps = spec["process"]["capabilities"]["effective"]
+            .as_array()
+            .unwrap();
         assert!(caps.iter().any(|c| c == "CAP_SYS_ADMIN"));
         assert!(!caps.iter().any(|c| c == "CAP_NET_RAW"));
     }
@@ -429,7 +443,10 @@ mod tests {
             cap_add: Some(vec!["FLY".into()]),
             ..HostConfig::default()
         };
-        assert!(matches!(build(&input(&hc, &user)), Err(SpecError::Capability { .. })));
+        assert!(matches!(
+            build(&input(&hc, &user)),
+            Err(SpecError::Capability { .. })
+        ));
         let hc = HostConfig {
             ulimits: Some(vec![api_types::Ulimit {
                 name: "bogus".into(),
@@ -438,6 +455,9 @@ mod tests {
             }]),
             ..HostConfig::default()
         };
-        assert!(matches!(build(&input(&hc, &user)), Err(SpecError::Ulimit { .. })));
+        assert!(matches!(
+            build(&input(&hc, &user)),
+            Err(SpecError::Ulimit { .. })
+        ));
     }
 }
