@@ -17,7 +17,9 @@ pub const MAX_ENTRY_BYTES: usize = 16 * 1024;
 /// Which of the container's output streams bytes came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stream {
+    /// The container's fd 1.
     Stdout,
+    /// The container's fd 2.
     Stderr,
 }
 
