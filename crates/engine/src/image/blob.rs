@@ -84,7 +84,7 @@ impl Compression {
 }
 
 /// The uncompressed content of `reader`, which may be a plain or a gzip-compressed (also
-/// multi-member) stream. `read_error` classifies a failure to read the head of the stream.
+/// multi-member) stream; other compressions are refused by name.
 pub(crate) fn decompressed<'a>(reader: &'a mut dyn Read) -> Result<Box<dyn Read + 'a>, ImageError> {
     let mut head = [0u8; 6];
     let mut n = 0;

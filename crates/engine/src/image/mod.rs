@@ -392,3 +392,76 @@ pub(crate) mod testutil {
         t.finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::testutil::{config, legacy_archive, SavedImage, TarMaker};
+    use super::*;
+
+    fn archive(tag: &str) -> (Vec<u8>, String) {
+        let layer = TarMaker::default().file("bin/sh", b"sh").finish();
+        let cfg = config(&[&layer], "sh", "2024-01-01T00:00:00Z", &[]);
+        let id = sha256_digest(&cfg);
+        let archive = legacy_archive(&[SavedImage {
+            config: cfg,
+            layers: vec![&layer],
+            tags: vec![tag],
+        }]);
+        (archive, id)
+    }
+
+    fn entries(dir: &Path) -> usize {
+        std::fs::read_dir(dir).unwrap().count()
+    }
+
+    #[test]
+    fn opening_cleans_what_a_crash_left() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("image");
+        let (saved, id) = archive("busybox:latest");
+        {
+            let store = ImageStore::open(&root).unwrap();
+            store.load(&mut &saved[..]).unwrap();
+            // A load that died after unpacking a layer, before publishing its image.
+            let orphan = TarMaker::default().file("orphan", b"x").finish();
+            store.layers.create(&mut &orphan[..], None).unwrap();
+            // Half-written scratch data, and a tag naming an image that is gone.
+            std::fs::create_dir_all(root.join("tmp/layer-1-1/diff")).unwrap();
+            let mut index = store.lock_index().clone();
+            let gone = Reference::parse_normalized("gone")
+                .unwrap()
+                .with_default_tag();
+            index.set(&gone, &format!("sha256:{}", "e".repeat(64)));
+            index.save(&store.index_path()).unwrap();
+        }
+        assert_eq!(entries(&root.join("layers")), 2);
+        let store = ImageStore::open(&root).unwrap();
+        assert_eq!(entries(&root.join("tmp")), 0);
+        assert_eq!(entries(&root.join("layers")), 1);
+        assert_eq!(store.resolve("busybox").unwrap().id, id);
+        assert_eq!(
+            store.resolve("gone").unwrap_err().to_string(),
+            "No such image: gone:latest"
+        );
+        let saved: TagIndex = crate::fsutil::read_json(&store.index_path()).unwrap();
+        assert_eq!(saved.tags.len(), 1);
+    }
+
+    #[test]
+    fn concurrent_loads_share_one_layer() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = ImageStore::open(&tmp.path().join("image")).unwrap();
+        let archives: Vec<_> = (0..4).map(|n| archive(&format!("img:{n}")).0).collect();
+        std::thread::scope(|s| {
+            for a in &archives {
+                let store = &store;
+                s.spawn(move || store.load(&mut &a[..]).unwrap());
+            }
+        });
+        assert_eq!(store.count(), 1);
+        assert_eq!(entries(&store.root().join("layers")), 1);
+        assert_eq!(entries(&store.root().join("tmp")), 0);
+        let tags = store.inspect("img:0").unwrap().repo_tags;
+        assert_eq!(tags, ["img:0", "img:1", "img:2", "img:3"]);
+    }
+}
