@@ -70,14 +70,8 @@ impl ImageStore {
 mod tests {
     use super::*;
     use crate::image::blob::sha256_digest;
-    use crate::image::testutil::TarMaker;
+    use crate::image::testutil::{store, TarMaker};
     use crate::ErrorKind;
-
-    fn store() -> (tempfile::TempDir, ImageStore) {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = ImageStore::open(&tmp.path().join("image")).unwrap();
-        (tmp, store)
-    }
 
     #[test]
     fn imports_a_rootfs_with_changes() {

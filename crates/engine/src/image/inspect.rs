@@ -87,12 +87,11 @@ impl ImageStore {
 mod tests {
     use super::*;
     use crate::image::blob::sha256_digest;
-    use crate::image::testutil::{config, legacy_archive, SavedImage, TarMaker};
+    use crate::image::testutil::{config, legacy_archive, store, SavedImage, TarMaker};
     use crate::ErrorKind;
 
     fn loaded() -> (tempfile::TempDir, ImageStore, String, String) {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = ImageStore::open(&tmp.path().join("image")).unwrap();
+        let (tmp, store) = store();
         let base = TarMaker::default().file("bin/sh", b"12345").finish();
         let top = TarMaker::default()
             .file("etc/motd", b"hi")
@@ -234,8 +233,7 @@ mod tests {
 
     #[test]
     fn ambiguous_prefixes_are_refused() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = ImageStore::open(&tmp.path().join("image")).unwrap();
+        let (_tmp, store) = store();
         let layer = TarMaker::default().finish();
         // 17 images: two of them share a first hex digit.
         let images: Vec<SavedImage<'_>> = (0..17)

@@ -220,7 +220,7 @@ fn sync_filesystem(path: &Path) -> Result<(), ImageError> {
 mod tests {
     use super::*;
     use crate::image::blob::sha256_digest;
-    use crate::image::unpack::tests::TarMaker;
+    use crate::image::testutil::{gzip, TarMaker};
 
     fn store() -> (tempfile::TempDir, LayerStore) {
         let tmp = tempfile::tempdir().unwrap();
@@ -228,13 +228,6 @@ mod tests {
         std::fs::create_dir(tmp.path().join("tmp")).unwrap();
         let s = LayerStore::new(tmp.path().join("layers"), tmp.path().join("tmp"));
         (tmp, s)
-    }
-
-    fn gzip(data: &[u8]) -> Vec<u8> {
-        use std::io::Write;
-        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        e.write_all(data).unwrap();
-        e.finish().unwrap()
     }
 
     #[test]

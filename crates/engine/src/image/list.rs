@@ -150,7 +150,7 @@ fn label_matches(filter: &str, labels: Option<&BTreeMap<String, String>>) -> boo
 mod tests {
     use super::*;
     use crate::image::blob::sha256_digest;
-    use crate::image::testutil::{config, legacy_archive, SavedImage, TarMaker};
+    use crate::image::testutil::{config, legacy_archive, store, SavedImage, TarMaker};
     use crate::ErrorKind;
 
     struct Fixture {
@@ -162,8 +162,7 @@ mod tests {
     }
 
     fn fixture() -> Fixture {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = ImageStore::open(&tmp.path().join("image")).unwrap();
+        let (tmp, store) = store();
         let base = TarMaker::default().file("bin/sh", b"1234567890").finish();
         let top = TarMaker::default().file("x", b"abc").finish();
         let old = config(&[&base], "old", "2024-01-01T00:00:00Z", &[("tier", "base")]);

@@ -475,16 +475,7 @@ impl Spool {
 
 /// An archive member's path, cleaned (`./a//b` is `a/b`); `None` if it climbs out or is empty.
 fn clean_member(raw: &[u8]) -> Option<String> {
-    let mut parts: Vec<&[u8]> = Vec::new();
-    for part in raw.split(|&b| b == b'/') {
-        match part {
-            b"" | b"." => {}
-            b".." => {
-                parts.pop()?;
-            }
-            p => parts.push(p),
-        }
-    }
+    let parts = super::unpack::clean(raw)?;
     if parts.is_empty() {
         return None;
     }
@@ -496,20 +487,8 @@ mod tests {
     use std::os::unix::fs::MetadataExt;
 
     use super::*;
-    use crate::image::testutil::{config, legacy_archive, SavedImage, TarMaker};
+    use crate::image::testutil::{config, gzip, legacy_archive, store, SavedImage, TarMaker};
     use crate::ErrorKind;
-
-    fn store() -> (tempfile::TempDir, ImageStore) {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = ImageStore::open(&tmp.path().join("image")).unwrap();
-        (tmp, store)
-    }
-
-    fn gzip(data: &[u8]) -> Vec<u8> {
-        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        e.write_all(data).unwrap();
-        e.finish().unwrap()
-    }
 
     /// An OCI layout archive: blobs, index.json with the given entries, optionally a
     /// manifest.json.
@@ -649,7 +628,7 @@ mod tests {
             layers: vec![&other],
             tags: vec!["bad:1"],
         }]);
-        let (_tmp2, fresh) = self::store();
+        let (_tmp2, fresh) = crate::image::testutil::store();
         let err = fresh.load(&mut &archive[..]).unwrap_err();
         assert!(matches!(err, ImageError::LayerDigest { .. }), "{err}");
         assert_eq!(fresh.count(), 0);

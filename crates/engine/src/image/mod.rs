@@ -299,6 +299,27 @@ impl ImageStore {
         Ok(())
     }
 
+    /// The diff IDs the store's images list; `None` (after a warning) if a config cannot be
+    /// read, in which case the caller must keep every layer.
+    fn layers_in_use(&self) -> Option<HashSet<String>> {
+        let ids = self
+            .image_ids()
+            .map_err(|e| tracing::warn!(error = %e, "cannot list images; keeping every layer"))
+            .ok()?;
+        let mut used = HashSet::new();
+        for id in ids {
+            match self.try_read_config(&id) {
+                Ok(Some(config)) => used.extend(config.rootfs.diff_ids),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(image = %id, error = %e, "unreadable image config; keeping every layer");
+                    return None;
+                }
+            }
+        }
+        Some(used)
+    }
+
     /// Drops tags of missing images and deletes layers no image lists (a load that crashed
     /// between unpacking and publishing). Leaves layers alone if any config is unreadable.
     fn reconcile(&self) -> Result<(), ImageError> {
@@ -314,17 +335,9 @@ impl ImageStore {
                 *index = next;
             }
         }
-        let mut used = HashSet::new();
-        for id in &ids {
-            match self.try_read_config(id) {
-                Ok(Some(config)) => used.extend(config.rootfs.diff_ids),
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::warn!(image = %id, error = %e, "unreadable image config; not collecting layers");
-                    return Ok(());
-                }
-            }
-        }
+        let Some(used) = self.layers_in_use() else {
+            return Ok(());
+        };
         for layer in self.layers.all()? {
             if !used.contains(&layer.diff_id) {
                 tracing::info!(layer = %layer.diff_id, "removing a layer no image uses");
@@ -341,6 +354,21 @@ pub(crate) mod testutil {
 
     use super::blob::sha256_digest;
     pub(crate) use super::unpack::tests::TarMaker;
+    use super::ImageStore;
+
+    /// An empty store in a temporary directory.
+    pub(crate) fn store() -> (tempfile::TempDir, ImageStore) {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = ImageStore::open(&tmp.path().join("image")).unwrap();
+        (tmp, store)
+    }
+
+    pub(crate) fn gzip(data: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
 
     /// A minimal config listing `layers` (uncompressed tars), with `Cmd` and labels.
     pub(crate) fn config(
@@ -395,7 +423,7 @@ pub(crate) mod testutil {
 
 #[cfg(test)]
 mod tests {
-    use super::testutil::{config, legacy_archive, SavedImage, TarMaker};
+    use super::testutil::{config, legacy_archive, store, SavedImage, TarMaker};
     use super::*;
 
     fn archive(tag: &str) -> (Vec<u8>, String) {
@@ -449,8 +477,7 @@ mod tests {
 
     #[test]
     fn concurrent_loads_share_one_layer() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = ImageStore::open(&tmp.path().join("image")).unwrap();
+        let (_tmp, store) = store();
         let archives: Vec<_> = (0..4).map(|n| archive(&format!("img:{n}")).0).collect();
         std::thread::scope(|s| {
             for a in &archives {

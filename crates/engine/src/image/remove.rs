@@ -1,7 +1,5 @@
 //! `docker rmi`: untagging and deleting, with dockerd's refusals.
 
-use std::collections::HashSet;
-
 use api_types::ImageDeleteItem;
 
 use super::blob::{sha256_digest, short_id};
@@ -123,17 +121,9 @@ impl ImageStore {
         records.push(ImageDeleteItem::Deleted(id.clone()));
 
         // The image is gone; a layer that cannot be deleted now is collected at the next open.
-        let mut in_use = HashSet::new();
-        for other in self.image_ids()? {
-            match self.try_read_config(&other) {
-                Ok(Some(c)) => in_use.extend(c.rootfs.diff_ids),
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::warn!(image = %other, error = %e, "unreadable image config; keeping layers");
-                    return Ok(records);
-                }
-            }
-        }
+        let Some(mut in_use) = self.layers_in_use() else {
+            return Ok(records);
+        };
         let chain = chain_ids(&config.rootfs.diff_ids);
         for (diff_id, chain_id) in config.rootfs.diff_ids.iter().zip(chain).rev() {
             if !in_use.insert(diff_id.clone()) {
@@ -178,7 +168,7 @@ fn chain_ids(diff_ids: &[String]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::testutil::{config, legacy_archive, SavedImage, TarMaker};
+    use crate::image::testutil::{config, legacy_archive, store, SavedImage, TarMaker};
     use crate::ErrorKind;
 
     const CONTAINER: &str = "03ed8a5ead50aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
@@ -194,8 +184,7 @@ mod tests {
 
     /// `one` (tags busybox:latest, ck-bb:v1; layer base) and `two` (tag app; base + top).
     fn fixture() -> Fixture {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = ImageStore::open(&tmp.path().join("image")).unwrap();
+        let (tmp, store) = store();
         let base = TarMaker::default().file("bin/sh", b"1").finish();
         let top = TarMaker::default().file("x", b"2").finish();
         let one = config(&[&base], "one", "2024-01-01T00:00:00Z", &[]);

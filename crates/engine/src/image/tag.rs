@@ -31,15 +31,13 @@ impl ImageStore {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::image::blob::sha256_digest;
-    use crate::image::testutil::{config, legacy_archive, SavedImage, TarMaker};
+    use crate::image::testutil::{config, legacy_archive, store, SavedImage, TarMaker};
     use crate::ErrorKind;
 
     #[test]
     fn tags_as_the_cli_sends_them() {
-        let tmp = tempfile::tempdir().unwrap();
-        let store = ImageStore::open(&tmp.path().join("image")).unwrap();
+        let (_tmp, store) = store();
         let layer = TarMaker::default().finish();
         let cfg = config(&[&layer], "sh", "2024-01-01T00:00:00Z", &[]);
         let other = config(&[&layer], "other", "2024-01-01T00:00:00Z", &[]);

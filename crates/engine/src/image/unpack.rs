@@ -147,7 +147,7 @@ pub fn unpack_layer(reader: &mut dyn Read, dest: &Path) -> Result<UnpackStats, U
 }
 
 /// A cleaned relative path: its components, none of them empty, `.` or `..`.
-type Components = Vec<Vec<u8>>;
+pub(crate) type Components = Vec<Vec<u8>>;
 
 struct LayerUnpacker {
     /// The layer directory; every path is resolved beneath it.
@@ -674,7 +674,7 @@ fn remove_tree(parent: &OwnedFd, name: &OsStr) -> rustix::io::Result<()> {
 
 /// Cleans a tar path lexically, as Go's `filepath.Clean` does relative to the root;
 /// `None` when it climbs above the root.
-fn clean(raw: &[u8]) -> Option<Components> {
+pub(crate) fn clean(raw: &[u8]) -> Option<Components> {
     let mut out: Components = Vec::new();
     for comp in raw.split(|&b| b == b'/') {
         match comp {
