@@ -1,6 +1,6 @@
 //! `docker import --change`: the Dockerfile instructions that may change an image's config
 //! (`CMD`, `ENTRYPOINT`, `ENV`, `WORKDIR`, `USER`, `LABEL`, `EXPOSE`, `VOLUME`, `STOPSIGNAL`,
-//! `ONBUILD`), read as dockerd reads them: the changes joined into one Dockerfile, quotes and
+//! `ONBUILD`, `HEALTHCHECK`), read as dockerd reads them: the changes joined into one Dockerfile, quotes and
 //! `$VAR` substitution as in its shell lexer, JSON or shell form for commands.
 
 use std::collections::BTreeMap;
@@ -114,6 +114,7 @@ pub(crate) fn apply(config: &mut ContainerConfig, changes: &[String]) -> Result<
                 }
                 config.stop_signal = Some(signal);
             }
+            "HEALTHCHECK" => config.healthcheck = Some(healthcheck(args).map_err(fail)?),
             "ONBUILD" => {
                 let trigger = args
                     .split_whitespace()
@@ -122,6 +123,7 @@ pub(crate) fn apply(config: &mut ContainerConfig, changes: &[String]) -> Result<
                     .to_ascii_uppercase();
                 match trigger.as_str() {
                     "" => return Err(fail("ONBUILD requires at least one argument".into())),
+                    "HEALTHCHECK" => config.healthcheck = Some(healthcheck(args).map_err(fail)?),
                     "ONBUILD" => {
                         return Err(fail(
                             "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed".into(),
@@ -351,6 +353,98 @@ fn port_keys(spec: &str) -> Result<Vec<String>, String> {
     Ok((start..=end).map(|p| format!("{p}/{proto}")).collect())
 }
 
+/// `HEALTHCHECK NONE` or `HEALTHCHECK [--interval=D] [--timeout=D] [--start-period=D]
+/// [--start-interval=D] [--retries=N] CMD …`, as the `Healthcheck` object of a config
+/// (durations in nanoseconds, zero values left out).
+fn healthcheck(args: &str) -> Result<serde_json::Value, String> {
+    let mut rest = args;
+    let mut check = serde_json::Map::new();
+    while let Some(flag) = rest.strip_prefix("--") {
+        let (option, after) = flag.split_once(char::is_whitespace).unwrap_or((flag, ""));
+        rest = after.trim_start();
+        let (name, value) = option
+            .split_once('=')
+            .ok_or_else(|| format!("flag needs an argument: --{option}"))?;
+        let key = match name {
+            "interval" => "Interval",
+            "timeout" => "Timeout",
+            "start-period" => "StartPeriod",
+            "start-interval" => "StartInterval",
+            "retries" => {
+                let retries: u32 = value
+                    .parse()
+                    .map_err(|_| format!("invalid argument {value:?} for --retries"))?;
+                if retries > 0 {
+                    check.insert("Retries".into(), retries.into());
+                }
+                continue;
+            }
+            _ => return Err(format!("Unknown flag: {name}")),
+        };
+        let nanos =
+            go_duration(value).ok_or_else(|| format!("time: invalid duration {value:?}"))?;
+        if nanos != 0 && nanos < 1_000_000 {
+            return Err(format!("{key} \"--{name}\" cannot be less than 1ms"));
+        }
+        if nanos > 0 {
+            check.insert(key.into(), nanos.into());
+        }
+    }
+    let (kind, command_args) = match rest.split_once(char::is_whitespace) {
+        Some((kind, cmd)) => (kind.to_ascii_uppercase(), cmd.trim()),
+        None => (rest.to_ascii_uppercase(), ""),
+    };
+    let test: Vec<String> = match kind.as_str() {
+        "NONE" if command_args.is_empty() && check.is_empty() => vec!["NONE".into()],
+        "NONE" => return Err("HEALTHCHECK NONE takes no arguments".into()),
+        "CMD" => match json_array(command_args) {
+            Some(exec) => std::iter::once("CMD".to_string()).chain(exec).collect(),
+            None if command_args.is_empty() => {
+                return Err("Missing command after HEALTHCHECK CMD".into())
+            }
+            None => vec!["CMD-SHELL".into(), command_args.into()],
+        },
+        "" => return Err("HEALTHCHECK requires at least one argument".into()),
+        other => return Err(format!("Unknown type {other:?} in HEALTHCHECK (try CMD)")),
+    };
+    check.insert("Test".into(), test.into());
+    Ok(serde_json::Value::Object(check))
+}
+
+/// Go's `time.ParseDuration` for the units a health check uses: `1m30s`, `1.5s`, `500ms`.
+fn go_duration(s: &str) -> Option<i64> {
+    if s == "0" {
+        return Some(0);
+    }
+    let mut total = 0f64;
+    let mut rest = s;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let number: f64 = rest[..number_len].parse().ok()?;
+        rest = &rest[number_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "ns" => 1.0,
+            "us" | "µs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        rest = &rest[unit_len..];
+        total += number * scale;
+    }
+    Some(total.round() as i64)
+}
+
 /// A signal as `docker` takes it: a number, or a name with or without `SIG`.
 fn valid_signal(s: &str) -> bool {
     if let Ok(n) = s.parse::<i32>() {
@@ -467,6 +561,39 @@ mod tests {
         for ok in ["TERM", "9", "sigkill", "SIGRTMIN+3"] {
             assert!(applied(&[&format!("STOPSIGNAL {ok}")]).is_ok(), "{ok}");
         }
+    }
+
+    #[test]
+    fn healthchecks() {
+        let c = applied(&[
+            "HEALTHCHECK --interval=30s --timeout=1m30s --retries=3 CMD curl -f http://localhost/",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.healthcheck.unwrap(),
+            serde_json::json!({"Test": ["CMD-SHELL", "curl -f http://localhost/"], "Interval": 30_000_000_000i64,
+                "Timeout": 90_000_000_000i64, "Retries": 3})
+        );
+        let c = applied(&[r#"HEALTHCHECK --start-period=1.5s CMD ["/bin/check", "-q"]"#]).unwrap();
+        assert_eq!(
+            c.healthcheck.unwrap(),
+            serde_json::json!({"Test": ["CMD", "/bin/check", "-q"], "StartPeriod": 1_500_000_000i64})
+        );
+        let c = applied(&["HEALTHCHECK NONE"]).unwrap();
+        assert_eq!(
+            c.healthcheck.unwrap(),
+            serde_json::json!({"Test": ["NONE"]})
+        );
+        let msg = |change: &str| applied(&[change]).unwrap_err().to_string();
+        assert!(msg("HEALTHCHECK").contains("requires at least one argument"));
+        assert!(msg("HEALTHCHECK --interval=1us CMD x").contains("cannot be less than 1ms"));
+        assert!(msg("HEALTHCHECK --interval=soon CMD x").contains("invalid duration"));
+        assert!(msg("HEALTHCHECK --bogus=1 CMD x").contains("Unknown flag: bogus"));
+        assert!(msg("HEALTHCHECK RUN x").contains("Unknown type \"RUN\" in HEALTHCHECK (try CMD)"));
+        assert!(msg("HEALTHCHECK CMD").contains("Missing command after HEALTHCHECK CMD"));
+        assert_eq!(go_duration("1h2m3.5s"), Some(3_723_500_000_000));
+        assert_eq!(go_duration("250ms"), Some(250_000_000));
+        assert_eq!(go_duration("5"), None);
     }
 
     #[test]
