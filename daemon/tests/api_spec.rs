@@ -10,7 +10,11 @@ use berthd::peer::PeerCred;
 use tower::ServiceExt;
 
 fn documented() -> BTreeSet<(String, String)> {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../api-spec/openapi.json")).unwrap();
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../api-spec/openapi.json"
+    ))
+    .unwrap();
     let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
     let mut out = BTreeSet::new();
     for (path, item) in doc["paths"].as_object().unwrap() {
@@ -23,13 +27,21 @@ fn documented() -> BTreeSet<(String, String)> {
 
 #[test]
 fn the_document_lists_exactly_the_routes() {
-    let served: BTreeSet<(String, String)> =
-        berthd::router::ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+    let served: BTreeSet<(String, String)> = berthd::router::ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
     let documented = documented();
     let undocumented: Vec<_> = served.difference(&documented).collect();
     let unserved: Vec<_> = documented.difference(&served).collect();
-    assert!(undocumented.is_empty(), "served but not in api-spec: {undocumented:?}");
-    assert!(unserved.is_empty(), "in api-spec but not served: {unserved:?}");
+    assert!(
+        undocumented.is_empty(),
+        "served but not in api-spec: {undocumented:?}"
+    );
+    assert!(
+        unserved.is_empty(),
+        "in api-spec but not served: {unserved:?}"
+    );
 }
 
 #[tokio::test]
@@ -40,7 +52,9 @@ async fn every_documented_route_reaches_a_handler() {
     let engine = engine::Engine::open(config, false).await.unwrap();
     let app = berthd::app(engine);
     for (method, path) in documented() {
-        let concrete = path.replace("{id}", "nosuchcontainer").replace("{name}", "nosuchimage:v1");
+        let concrete = path
+            .replace("{id}", "nosuchcontainer")
+            .replace("{name}", "nosuchimage:v1");
         if method == "get" && path == "/events" {
             continue; // streams until the client goes
         }
@@ -48,22 +62,35 @@ async fn every_documented_route_reaches_a_handler() {
             let req = Request::builder()
                 .method(method.to_uppercase().as_str())
                 .uri(format!("{prefix}{concrete}?until=1"))
-                .extension(ConnectInfo(PeerCred { uid: 0, gid: 0, pid: 1 }))
+                .extension(ConnectInfo(PeerCred {
+                    uid: 0,
+                    gid: 0,
+                    pid: 1,
+                }))
                 .body(Body::empty())
                 .unwrap();
             let resp = app.clone().oneshot(req).await.unwrap();
             let status = resp.status();
-            let body = axum::body::to_bytes(resp.into_body(), 1 << 20).await.unwrap();
+            let body = axum::body::to_bytes(resp.into_body(), 1 << 20)
+                .await
+                .unwrap();
             assert!(
                 !(status == 404 && body.starts_with(b"{\"message\":\"page not found\"")),
                 "{method} {prefix}{concrete} is documented but not routed"
             );
-            assert!(status.as_u16() < 500 || path == "/images/load", "{method} {prefix}{concrete}: {status} {body:?}");
+            assert!(
+                status.as_u16() < 500 || path == "/images/load",
+                "{method} {prefix}{concrete}: {status} {body:?}"
+            );
         }
     }
     let req = Request::builder()
         .uri("/v1.41/containers/x/undocumented")
-        .extension(ConnectInfo(PeerCred { uid: 0, gid: 0, pid: 1 }))
+        .extension(ConnectInfo(PeerCred {
+            uid: 0,
+            gid: 0,
+            pid: 1,
+        }))
         .body(Body::empty())
         .unwrap();
     let resp = app.oneshot(req).await.unwrap();

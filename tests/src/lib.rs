@@ -15,7 +15,11 @@ pub fn bin_dir() -> PathBuf {
     }
     // Test binaries live in target/<profile>/deps.
     let exe = std::env::current_exe().expect("current exe");
-    let dir = exe.parent().and_then(Path::parent).expect("target dir").to_path_buf();
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_path_buf();
     for bin in ["berthd", "berth", "berth-shim", "berth-runtime"] {
         assert!(
             dir.join(bin).is_file(),
@@ -28,7 +32,10 @@ pub fn bin_dir() -> PathBuf {
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// A `docker save` archive of a busybox image built from Debian's busybox-static, made once
@@ -36,16 +43,22 @@ pub fn repo_root() -> PathBuf {
 pub fn busybox_archive() -> &'static Path {
     static ARCHIVE: OnceLock<PathBuf> = OnceLock::new();
     ARCHIVE.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("berth-e2e-image-{}", std::process::id()));
+        // Shared by every test process of the run; made once, published by rename.
+        let dir = bin_dir().join("berth-e2e");
         std::fs::create_dir_all(&dir).unwrap();
         let out = dir.join("busybox.tar");
+        if out.is_file() {
+            return out;
+        }
+        let tmp = dir.join(format!("busybox.tar.{}", std::process::id()));
         let st = Command::new("bash")
             .arg(repo_root().join("scripts/make-busybox-image.sh"))
-            .arg(&out)
+            .arg(&tmp)
             .args(["--tag", "busybox:latest"])
             .status()
             .expect("run make-busybox-image.sh");
         assert!(st.success(), "make-busybox-image.sh failed");
+        std::fs::rename(&tmp, &out).unwrap();
         out
     })
 }
@@ -67,7 +80,10 @@ impl Daemon {
 
     /// Starts a daemon whose containers use `runtime` by default.
     pub fn start_with_runtime(runtime: &str) -> Self {
-        let root = tempfile::Builder::new().prefix("berth-e2e-").tempdir().unwrap();
+        let root = tempfile::Builder::new()
+            .prefix("berth-e2e-")
+            .tempdir()
+            .unwrap();
         let socket = root.path().join("berth.sock");
         let mut d = Self {
             root,
@@ -77,7 +93,11 @@ impl Daemon {
         };
         d.spawn();
         let out = d.berth(&["load", "-i", busybox_archive().to_str().unwrap()]);
-        assert!(out.status.success(), "load failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "load failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         d
     }
 
@@ -177,7 +197,9 @@ impl Daemon {
     /// A `berth` command pointed at this daemon.
     pub fn berth_cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(bin_dir().join("berth"));
-        c.env("BERTH_HOST", self.host()).args(args).stdin(Stdio::null());
+        c.env("BERTH_HOST", self.host())
+            .args(args)
+            .stdin(Stdio::null());
         c
     }
 
@@ -203,7 +225,13 @@ impl Daemon {
     }
 
     /// One HTTP/1.1 request on a fresh connection.
-    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> std::io::Result<HttpResponse> {
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> std::io::Result<HttpResponse> {
         http(&self.socket, method, path, headers, body)
     }
 
@@ -241,6 +269,14 @@ impl Drop for Daemon {
         }
         self.stop_daemon();
         cleanup_root(&self.data_root(), &self.exec_root());
+        // The engine's cgroup parent for this data root, now empty.
+        let parent = engine::cgroups::parent_for(&self.data_root());
+        if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
+            for c in rd.flatten() {
+                let _ = std::fs::remove_dir(c.path().join(&parent));
+            }
+        }
+        let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup").join(&parent));
     }
 }
 
@@ -255,7 +291,9 @@ pub fn cleanup_root(data_root: &Path, exec_root: &Path) {
             if let Ok(text) = std::fs::read_to_string(e.path().join("container.json")) {
                 if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
                     let p = &v["state"]["processes"];
-                    if let (Some(shim), Some(start)) = (p["shim_pid"].as_i64(), p["shim_start_time"].as_u64()) {
+                    if let (Some(shim), Some(start)) =
+                        (p["shim_pid"].as_i64(), p["shim_start_time"].as_u64())
+                    {
                         if start_time(shim as i32) == Some(start) {
                             if let Some(pid) = p["pid"].as_i64() {
                                 let _ = nix::sys::signal::kill(
@@ -281,12 +319,40 @@ pub fn cleanup_root(data_root: &Path, exec_root: &Path) {
 }
 
 fn remove_cgroups(id: &str) {
-    if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
-        for c in rd.flatten() {
-            let _ = std::fs::remove_dir(c.path().join("berth").join(id));
+    for ctrl in [
+        "",
+        "memory",
+        "pids",
+        "cpu,cpuacct",
+        "cpuset",
+        "freezer",
+        "devices",
+        "blkio",
+        "cpu",
+        "cpuacct",
+        "net_cls,net_prio",
+        "perf_event",
+        "hugetlb",
+        "rdma",
+        "misc",
+        "systemd",
+    ] {
+        if let Some(dir) = cgroup_dir(ctrl, id) {
+            let _ = std::fs::remove_dir(dir);
         }
     }
-    let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup/berth").join(id));
+}
+
+/// The directory of container `id`'s cgroup for a v1 controller (or under the v2 root when
+/// `ctrl` is empty): `/sys/fs/cgroup/<ctrl>/berth*/<id>`, whatever the engine's parent.
+pub fn cgroup_dir(ctrl: &str, id: &str) -> Option<PathBuf> {
+    let base = Path::new("/sys/fs/cgroup").join(ctrl);
+    std::fs::read_dir(&base)
+        .ok()?
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("berth"))
+        .map(|e| e.path().join(id))
+        .find(|p| p.is_dir())
 }
 
 /// Mount points at or under `root`.
@@ -374,7 +440,13 @@ impl HttpResponse {
 }
 
 /// A minimal HTTP/1.1 client over a Unix socket (Content-Length and chunked bodies).
-pub fn http(socket: &Path, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> std::io::Result<HttpResponse> {
+pub fn http(
+    socket: &Path,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<HttpResponse> {
     let mut s = UnixStream::connect(socket)?;
     s.set_read_timeout(Some(Duration::from_secs(60)))?;
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
@@ -388,7 +460,9 @@ pub fn http(socket: &Path, method: &str, path: &str, headers: &[(&str, &str)], b
     }
     req.push_str("\r\n");
     s.write_all(req.as_bytes())?;
-    s.write_all(body)?;
+    // A server may answer and close before taking the whole body (a refused upload):
+    // the answer is what matters, so read it even if the write failed.
+    let _ = s.write_all(body);
     read_response(&mut BufReader::new(s), method == "HEAD")
 }
 
@@ -413,7 +487,12 @@ pub fn read_response<R: BufRead>(r: &mut R, head_only: bool) -> std::io::Result<
             headers.push((k.trim().to_string(), v.trim().to_string()));
         }
     }
-    let get = |n: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(n)).map(|(_, v)| v.clone());
+    let get = |n: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(n))
+            .map(|(_, v)| v.clone())
+    };
     let mut body = Vec::new();
     if head_only || status == 204 || status == 304 || status == 101 {
     } else if get("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
@@ -438,7 +517,11 @@ pub fn read_response<R: BufRead>(r: &mut R, head_only: bool) -> std::io::Result<
     } else {
         r.read_to_end(&mut body)?;
     }
-    Ok(HttpResponse { status, headers, body })
+    Ok(HttpResponse {
+        status,
+        headers,
+        body,
+    })
 }
 
 /// Output as text.

@@ -7,13 +7,23 @@ fn docker_run_echo_prints_hello() {
     let d = Daemon::start();
     let out = d.docker(&["run", "--rm", "busybox", "echo", "hello"]);
     assert_eq!(ok(&out), "hello\n");
-    assert!(d.container_ids().is_empty(), "--rm left the container behind");
+    assert!(
+        d.container_ids().is_empty(),
+        "--rm left the container behind"
+    );
 }
 
 #[test]
 fn docker_run_returns_the_exit_code_and_stderr() {
     let d = Daemon::start();
-    let out = d.docker(&["run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2; exit 3"]);
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
     assert_eq!(out.status.code(), Some(3));
     assert_eq!(text(&out.stdout), "out\n");
     assert_eq!(text(&out.stderr), "err\n");
@@ -23,7 +33,12 @@ fn docker_run_returns_the_exit_code_and_stderr() {
 fn docker_unknown_image_exits_125() {
     let d = Daemon::start();
     let out = d.docker(&["run", "--rm", "nosuchimage", "true"]);
-    assert_eq!(out.status.code(), Some(125), "stderr: {}", text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(125),
+        "stderr: {}",
+        text(&out.stderr)
+    );
     assert!(text(&out.stderr).contains("Unable to find image 'nosuchimage:latest' locally"));
 }
 
@@ -31,8 +46,17 @@ fn docker_unknown_image_exits_125() {
 fn docker_missing_command_exits_127() {
     let d = Daemon::start();
     let out = d.docker(&["run", "--rm", "busybox", "nosuchcmd"]);
-    assert_eq!(out.status.code(), Some(127), "stderr: {}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("executable file not found"), "{}", text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(127),
+        "stderr: {}",
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stderr).contains("executable file not found"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -51,7 +75,16 @@ fn docker_name_conflict_exits_125_with_dockers_message() {
 #[test]
 fn docker_detached_lifecycle_ps_logs_stop_rm() {
     let d = Daemon::start();
-    let id = ok(&d.docker(&["run", "-d", "--name", "web", "busybox", "sh", "-c", "echo started; exec sleep 300"]));
+    let id = ok(&d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "busybox",
+        "sh",
+        "-c",
+        "echo started; exec sleep 300",
+    ]));
     let id = id.trim();
     assert_eq!(id.len(), 64);
     let ps = ok(&d.docker(&["ps", "--format", "{{.Names}} {{.State}}"]));
@@ -66,7 +99,12 @@ fn docker_detached_lifecycle_ps_logs_stop_rm() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     assert_eq!(logs, "started\n");
-    let status = ok(&d.docker(&["inspect", "-f", "{{.State.Status}} {{.State.Running}} {{.Config.Hostname}}", "web"]));
+    let status = ok(&d.docker(&[
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.State.Running}} {{.Config.Hostname}}",
+        "web",
+    ]));
     assert_eq!(status.trim(), format!("running true {}", &id[..12]));
     // sleep as PID 1 ignores SIGTERM: stop must fall back to SIGKILL after the timeout.
     let t0 = std::time::Instant::now();
@@ -94,8 +132,16 @@ fn docker_version_and_info_talk_to_berthd() {
     let d = Daemon::start();
     let v = ok(&d.docker(&["version", "--format", "{{.Server.APIVersion}}"]));
     assert_eq!(v.trim(), "1.41");
-    let info = ok(&d.docker(&["info", "--format", "{{.Images}} {{.CgroupVersion}} {{.LoggingDriver}}"]));
-    let cg = if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() { "2" } else { "1" };
+    let info = ok(&d.docker(&[
+        "info",
+        "--format",
+        "{{.Images}} {{.CgroupVersion}} {{.LoggingDriver}}",
+    ]));
+    let cg = if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        "2"
+    } else {
+        "1"
+    };
     assert_eq!(info.trim(), format!("1 {cg} json-file"));
     let images = ok(&d.docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"]));
     assert_eq!(images.trim(), "busybox:latest");
@@ -104,7 +150,16 @@ fn docker_version_and_info_talk_to_berthd() {
 #[test]
 fn docker_logs_follow_streams_until_exit() {
     let d = Daemon::start();
-    ok(&d.docker(&["run", "-d", "--name", "ticker", "busybox", "sh", "-c", "for i in 1 2 3; do echo tick $i; sleep 0.2; done"]));
+    ok(&d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "ticker",
+        "busybox",
+        "sh",
+        "-c",
+        "for i in 1 2 3; do echo tick $i; sleep 0.2; done",
+    ]));
     let out = d.docker(&["logs", "-f", "ticker"]);
     assert_eq!(ok(&out), "tick 1\ntick 2\ntick 3\n");
     let code = ok(&d.docker(&["wait", "ticker"]));

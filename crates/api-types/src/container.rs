@@ -392,24 +392,37 @@ mod tests {
             "ConsoleSize":[0,0],"Memory":0,"NanoCpus":0,"MemorySwappiness":-1,"PidsLimit":null,
             "KernelMemory":0},"NetworkingConfig":{"EndpointsConfig":{}}}"#;
         let req: ContainerCreateRequest = serde_json::from_str(body).unwrap();
-        assert_eq!(req.config.cmd.as_deref(), Some(&["echo".to_string(), "hi".to_string()][..]));
+        assert_eq!(
+            req.config.cmd.as_deref(),
+            Some(&["echo".to_string(), "hi".to_string()][..])
+        );
         assert!(req.host_config.auto_remove);
-        assert_eq!(req.host_config.extra.get("KernelMemory"), Some(&serde_json::json!(0)));
+        assert_eq!(
+            req.host_config.extra.get("KernelMemory"),
+            Some(&serde_json::json!(0))
+        );
         assert_eq!(req.host_config.memory_swappiness, Some(-1));
     }
 
     #[test]
     fn docker_py_minimal_body_and_string_cmd_parse() {
-        let req: ContainerCreateRequest =
-            serde_json::from_str(r#"{"Image":"busybox","Cmd":"echo hi","NetworkDisabled":false,"HostConfig":null}"#)
-                .unwrap();
+        let req: ContainerCreateRequest = serde_json::from_str(
+            r#"{"Image":"busybox","Cmd":"echo hi","NetworkDisabled":false,"HostConfig":null}"#,
+        )
+        .unwrap();
         assert_eq!(req.config.cmd, Some(vec!["echo hi".to_string()]));
         assert_eq!(req.host_config.restart_policy.name, "no");
     }
 
     #[test]
     fn a_field_of_the_wrong_type_is_an_error() {
-        assert!(serde_json::from_str::<ContainerCreateRequest>(r#"{"Image":"busybox","Tty":"yes"}"#).is_err());
-        assert!(serde_json::from_str::<ContainerCreateRequest>(r#"{"HostConfig":{"Memory":"lots"}}"#).is_err());
+        assert!(serde_json::from_str::<ContainerCreateRequest>(
+            r#"{"Image":"busybox","Tty":"yes"}"#
+        )
+        .is_err());
+        assert!(serde_json::from_str::<ContainerCreateRequest>(
+            r#"{"HostConfig":{"Memory":"lots"}}"#
+        )
+        .is_err());
     }
 }

@@ -28,8 +28,8 @@ impl Filters {
         if text.is_empty() {
             return Ok(Self::default());
         }
-        let value: serde_json::Value = serde_json::from_str(text)
-            .map_err(|e| FiltersError(format!("invalid filter: {e}")))?;
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| FiltersError(format!("invalid filter: {e}")))?;
         let obj = value
             .as_object()
             .ok_or_else(|| FiltersError("invalid filter: expected a JSON object".into()))?;
@@ -88,9 +88,9 @@ impl Filters {
 
     /// Adds one `name=value` filter as given on a command line (`--filter status=running`).
     pub fn add_arg(&mut self, arg: &str) -> Result<(), FiltersError> {
-        let (k, v) = arg
-            .split_once('=')
-            .ok_or_else(|| FiltersError(format!("bad format of filter (expected name=value): {arg}")))?;
+        let (k, v) = arg.split_once('=').ok_or_else(|| {
+            FiltersError(format!("bad format of filter (expected name=value): {arg}"))
+        })?;
         self.0.entry(k.to_string()).or_default().push(v.to_string());
         Ok(())
     }

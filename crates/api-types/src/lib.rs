@@ -12,8 +12,8 @@ pub mod container;
 pub mod filters;
 pub mod image;
 pub mod stdcopy;
-pub mod system;
 pub mod strslice;
+pub mod system;
 
 pub use container::*;
 pub use image::*;

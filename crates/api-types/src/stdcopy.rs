@@ -70,7 +70,10 @@ mod tests {
 
     #[test]
     fn frames_match_dockerd_bytes() {
-        assert_eq!(frame(StreamKind::Stdout, b"hi\n"), b"\x01\0\0\0\0\0\0\x03hi\n");
+        assert_eq!(
+            frame(StreamKind::Stdout, b"hi\n"),
+            b"\x01\0\0\0\0\0\0\x03hi\n"
+        );
     }
 
     #[test]
@@ -81,8 +84,14 @@ mod tests {
         d.push(&bytes[..5]);
         assert_eq!(d.next_frame().unwrap(), None);
         d.push(&bytes[5..]);
-        assert_eq!(d.next_frame().unwrap(), Some((StreamKind::Stderr, b"oops".to_vec())));
-        assert_eq!(d.next_frame().unwrap(), Some((StreamKind::Stdout, b"ok".to_vec())));
+        assert_eq!(
+            d.next_frame().unwrap(),
+            Some((StreamKind::Stderr, b"oops".to_vec()))
+        );
+        assert_eq!(
+            d.next_frame().unwrap(),
+            Some((StreamKind::Stdout, b"ok".to_vec()))
+        );
         assert_eq!(d.next_frame().unwrap(), None);
         d.push(&[9, 0, 0, 0, 0, 0, 0, 0]);
         assert!(d.next_frame().is_err());

@@ -6,8 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
-/// The cgroup parent under which every berth container's cgroup lives.
-pub const PARENT: &str = "berth";
+/// The cgroup parent of containers of the default data root.
+pub const DEFAULT_PARENT: &str = "berth";
 
 const ROOT: &str = "/sys/fs/cgroup";
 
@@ -39,75 +39,102 @@ impl Version {
     }
 }
 
-/// The `cgroupsPath` written into a container's spec.
-pub fn spec_path(id: &str) -> String {
-    format!("/{PARENT}/{id}")
+/// The cgroups of one engine's containers: `/<parent>/<id>` in every hierarchy.
+///
+/// Each data root has its own parent (`berth` for the default one), so engines on different
+/// data roots never take each other's cgroups for orphans.
+#[derive(Debug, Clone)]
+pub struct Cgroups {
+    pub version: Version,
+    pub parent: String,
 }
 
-/// The directory of a container's cgroup for one controller (`memory`, `pids`, `freezer`…);
-/// on v2 the controller is ignored.
-pub fn dir(version: Version, controller: &str, id: &str) -> PathBuf {
-    match version {
-        Version::V1 => Path::new(ROOT).join(controller).join(PARENT).join(id),
-        Version::V2 => Path::new(ROOT).join(PARENT).join(id),
-    }
-}
-
-/// Freezes (`true`) or thaws a container's processes.
-pub fn set_frozen(version: Version, id: &str, frozen: bool) -> std::io::Result<()> {
-    let d = dir(version, "freezer", id);
-    match version {
-        Version::V1 => {
-            std::fs::write(
-                d.join("freezer.state"),
-                if frozen { "FROZEN" } else { "THAWED" },
-            )?;
-            // The kernel may report FREEZING for a while; wait until it settles.
-            for _ in 0..1000 {
-                let state = std::fs::read_to_string(d.join("freezer.state"))?;
-                if state.trim() == if frozen { "FROZEN" } else { "THAWED" } {
-                    return Ok(());
-                }
-                std::thread::sleep(std::time::Duration::from_millis(1));
-            }
-            Err(std::io::Error::other("cgroup freezer did not settle"))
+impl Cgroups {
+    /// The layout of this host with containers under `parent`.
+    pub fn new(parent: &str) -> Self {
+        Self {
+            version: Version::detect(),
+            parent: parent.to_string(),
         }
-        Version::V2 => std::fs::write(d.join("cgroup.freeze"), if frozen { "1" } else { "0" }),
     }
-}
 
-/// Removes the cgroups of containers that no longer exist (left by a crash).
-/// `keep(id)` says whether a container id is still known.
-pub fn remove_orphans(version: Version, keep: &dyn Fn(&str) -> bool) {
-    let parents: Vec<PathBuf> = match version {
-        Version::V1 => std::fs::read_dir(ROOT)
-            .map(|rd| {
-                rd.flatten()
-                    .map(|e| e.path().join(PARENT))
-                    .filter(|p| p.is_dir())
-                    .collect()
-            })
-            .unwrap_or_default(),
-        Version::V2 => vec![Path::new(ROOT).join(PARENT)],
-    };
-    for parent in parents {
-        let Ok(rd) = std::fs::read_dir(&parent) else {
-            continue;
+    /// The `cgroupsPath` written into a container's spec.
+    pub fn spec_path(&self, id: &str) -> String {
+        format!("/{}/{id}", self.parent)
+    }
+
+    /// The directory of a container's cgroup for one controller (`memory`, `pids`,
+    /// `freezer`…); on v2 the controller is ignored.
+    pub fn dir(&self, controller: &str, id: &str) -> PathBuf {
+        match self.version {
+            Version::V1 => Path::new(ROOT).join(controller).join(&self.parent).join(id),
+            Version::V2 => Path::new(ROOT).join(&self.parent).join(id),
+        }
+    }
+
+    /// Freezes (`true`) or thaws a container's processes.
+    pub fn set_frozen(&self, id: &str, frozen: bool) -> std::io::Result<()> {
+        let d = self.dir("freezer", id);
+        match self.version {
+            Version::V1 => {
+                let want = if frozen { "FROZEN" } else { "THAWED" };
+                std::fs::write(d.join("freezer.state"), want)?;
+                // The kernel may report FREEZING for a while; wait until it settles.
+                for _ in 0..1000 {
+                    if std::fs::read_to_string(d.join("freezer.state"))?.trim() == want {
+                        return Ok(());
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                Err(std::io::Error::other("cgroup freezer did not settle"))
+            }
+            Version::V2 => std::fs::write(d.join("cgroup.freeze"), if frozen { "1" } else { "0" }),
+        }
+    }
+
+    /// Removes the cgroups of this engine's containers that no longer run (left by a
+    /// crash). `keep(id)` says whether a container id still owns its cgroup.
+    pub fn remove_orphans(&self, keep: &dyn Fn(&str) -> bool) {
+        let parents: Vec<PathBuf> = match self.version {
+            Version::V1 => std::fs::read_dir(ROOT)
+                .map(|rd| {
+                    rd.flatten()
+                        .map(|e| e.path().join(&self.parent))
+                        .filter(|p| p.is_dir())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            Version::V2 => vec![Path::new(ROOT).join(&self.parent)],
         };
-        for entry in rd.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if entry.path().is_dir() && !keep(&name) {
-                match std::fs::remove_dir(entry.path()) {
-                    Ok(()) => {
-                        tracing::info!(cgroup = %entry.path().display(), "removed orphaned cgroup")
-                    }
-                    Err(e) => {
-                        tracing::warn!(cgroup = %entry.path().display(), error = %e, "cannot remove orphaned cgroup")
+        for parent in parents {
+            let Ok(rd) = std::fs::read_dir(&parent) else {
+                continue;
+            };
+            for entry in rd.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if entry.path().is_dir() && !keep(&name) {
+                    match std::fs::remove_dir(entry.path()) {
+                        Ok(()) => {
+                            tracing::info!(cgroup = %entry.path().display(), "removed orphaned cgroup")
+                        }
+                        Err(e) => {
+                            tracing::warn!(cgroup = %entry.path().display(), error = %e, "cannot remove orphaned cgroup")
+                        }
                     }
                 }
             }
         }
     }
+}
+
+/// The cgroup parent for a data root: `berth` for the default one, `berth-<hash>` otherwise.
+pub fn parent_for(data_root: &Path) -> String {
+    if data_root == Path::new(crate::config::DEFAULT_DATA_ROOT) {
+        return DEFAULT_PARENT.to_string();
+    }
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(data_root.as_os_str().as_encoded_bytes());
+    format!("{DEFAULT_PARENT}-{}", &hex::encode(digest)[..12])
 }
 
 #[cfg(test)]
@@ -116,14 +143,25 @@ mod tests {
 
     #[test]
     fn paths_follow_the_layout() {
-        assert_eq!(spec_path("abc"), "/berth/abc");
+        let mut c = Cgroups::new("berth");
+        assert_eq!(c.spec_path("abc"), "/berth/abc");
+        c.version = Version::V1;
         assert_eq!(
-            dir(Version::V1, "memory", "abc"),
+            c.dir("memory", "abc"),
             Path::new("/sys/fs/cgroup/memory/berth/abc")
         );
+        c.version = Version::V2;
         assert_eq!(
-            dir(Version::V2, "memory", "abc"),
+            c.dir("memory", "abc"),
             Path::new("/sys/fs/cgroup/berth/abc")
         );
+    }
+
+    #[test]
+    fn each_data_root_has_its_own_parent() {
+        assert_eq!(parent_for(Path::new("/var/lib/berth")), "berth");
+        let a = parent_for(Path::new("/tmp/a"));
+        assert!(a.starts_with("berth-") && a.len() == 18);
+        assert_ne!(a, parent_for(Path::new("/tmp/b")));
     }
 }

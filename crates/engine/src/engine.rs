@@ -83,7 +83,7 @@ pub struct Engine {
     pub(crate) images: ImageStore,
     pub(crate) index: RwLock<Index>,
     pub(crate) events: Events,
-    pub(crate) cgroup_version: cgroups::Version,
+    pub(crate) cgroups: cgroups::Cgroups,
     /// Whether this process watches shims (berthd) or only looks when asked (daemonless).
     pub(crate) watching: bool,
     /// This engine itself, for tasks that outlive a call (shim watchers).
@@ -106,12 +106,13 @@ impl Engine {
             })?;
         }
         let images = ImageStore::open(&config.data_root.join("image"))?;
+        let cgroups = cgroups::Cgroups::new(&cgroups::parent_for(&config.data_root));
         let engine = Arc::new_cyclic(|me| Self {
             config,
             images,
             index: RwLock::new(Index::default()),
             events: Events::default(),
-            cgroup_version: cgroups::Version::detect(),
+            cgroups,
             watching: watch,
             me: me.clone(),
         });
@@ -130,9 +131,9 @@ impl Engine {
         &self.events
     }
 
-    /// The cgroup layout in use.
-    pub fn cgroup_version(&self) -> cgroups::Version {
-        self.cgroup_version
+    /// Where this engine's containers' cgroups are.
+    pub fn cgroups(&self) -> &cgroups::Cgroups {
+        &self.cgroups
     }
 
     /// The image store.

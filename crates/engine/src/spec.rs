@@ -193,7 +193,9 @@ fn capabilities(hc: &HostConfig) -> Result<Vec<String>, SpecError> {
 }
 
 fn rlimits(hc: &HostConfig) -> Result<Vec<Value>, SpecError> {
-    let mut out = vec![json!({"type": "RLIMIT_NOFILE", "hard": 1048576u64, "soft": 1048576u64})];
+    // No defaults: like dockerd without --default-ulimit, containers inherit the limits of
+    // whoever started them, which never needs CAP_SYS_RESOURCE to apply.
+    let mut out: Vec<Value> = Vec::new();
     for u in hc.ulimits.iter().flatten() {
         let ty = format!("RLIMIT_{}", u.name.to_ascii_uppercase());
         if !RLIMITS.contains(&ty.as_str()) {

@@ -72,7 +72,7 @@ impl Engine {
             "runc".to_string(),
             serde_json::json!({"path": self.config.runc_binary}),
         );
-        let cgroup = self.cgroup_version;
+        let cgroup = self.cgroups.version;
         Info {
             id: machine_id(),
             containers: all.len() as i64,

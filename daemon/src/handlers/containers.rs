@@ -24,7 +24,7 @@ pub async fn create(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let body: Bytes = small_body(body).await?;
+    let body: Bytes = small_body(&headers, body).await?;
     let req: ContainerCreateRequest = json_body(&headers, &body)?;
     let created = engine
         .create_container(&caller, params.get("name"), req)

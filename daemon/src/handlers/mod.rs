@@ -38,14 +38,23 @@ pub fn json_body<T: DeserializeOwned + Default>(
         .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
 }
 
-/// Reads a request body of at most [`MAX_JSON_BODY`] bytes.
-pub async fn small_body(body: axum::body::Body) -> Result<Bytes, ApiError> {
+/// Reads a request body of at most [`MAX_JSON_BODY`] bytes. A larger announced
+/// `Content-Length` is refused before a byte of the body is read.
+pub async fn small_body(headers: &HeaderMap, body: axum::body::Body) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body is larger than the {MAX_JSON_BODY} bytes berthd accepts"),
+        )
+    };
+    let announced = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > MAX_JSON_BODY as u64) {
+        return Err(too_large());
+    }
     axum::body::to_bytes(body, MAX_JSON_BODY)
         .await
-        .map_err(|_| {
-            ApiError::new(
-                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-                format!("request body is larger than the {MAX_JSON_BODY} bytes berthd accepts"),
-            )
-        })
+        .map_err(|_| too_large())
 }

@@ -314,7 +314,7 @@ pub(crate) fn parse_size(text: &str) -> Option<u64> {
         _ => (t, 1),
     };
     let n: f64 = num.parse().ok()?;
-    (n > 0.0).then(|| (n * mult as f64) as u64)
+    (n > 0.0).then_some((n * mult as f64) as u64)
 }
 
 fn valid_cpuset(set: &str, ncpu: i64) -> bool {

@@ -178,7 +178,7 @@ impl Engine {
                 }
             }
         }
-        crate::cgroups::remove_orphans(self.cgroup_version, &|id| {
+        self.cgroups.remove_orphans(&|id| {
             self.index
                 .read()
                 .unwrap_or_else(|e| e.into_inner())

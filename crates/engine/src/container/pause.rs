@@ -25,7 +25,7 @@ impl Engine {
                 .into())
             }
         }
-        crate::cgroups::set_frozen(self.cgroup_version, &container.id, true).map_err(|e| {
+        self.cgroups.set_frozen(&container.id, true).map_err(|e| {
             ContainerError::io(format!("Cannot pause container {}", container.id), e)
         })?;
         container.update(|r| r.state.status = Status::Paused)?;
@@ -50,7 +50,7 @@ impl Engine {
             }
             .into());
         }
-        crate::cgroups::set_frozen(self.cgroup_version, &container.id, false).map_err(|e| {
+        self.cgroups.set_frozen(&container.id, false).map_err(|e| {
             ContainerError::io(format!("Cannot unpause container {}", container.id), e)
         })?;
         container.update(|r| r.state.status = Status::Running)?;

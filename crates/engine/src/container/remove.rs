@@ -34,7 +34,7 @@ impl Engine {
             }
             self.signal(&container, Signal::SIGKILL)?;
             if status == Status::Paused {
-                let _ = crate::cgroups::set_frozen(self.cgroup_version, &container.id, false);
+                let _ = self.cgroups.set_frozen(&container.id, false);
             }
             self.wait_for_exit(&container, Duration::from_secs(30))
                 .await?;

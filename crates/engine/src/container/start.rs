@@ -134,7 +134,7 @@ impl Engine {
             hostname_file: files.0,
             hosts_file: files.1,
             resolv_conf_file: files.2,
-            cgroups_path: crate::cgroups::spec_path(&container.id),
+            cgroups_path: self.cgroups.spec_path(&container.id),
             host_config: &rec.host_config,
         })
         .map_err(|e| ContainerError::StartFailed {

@@ -50,17 +50,16 @@ impl Engine {
             .map(str::to_string)
             .or_else(|| rec.config.stop_signal.clone())
             .unwrap_or_else(|| "SIGTERM".into());
-        let sig =
-            process::parse_signal(&signal_name).ok_or_else(|| ContainerError::InvalidSignal {
-                signal: signal_name,
-            })?;
+        let sig = process::parse_signal(&signal_name).ok_or(ContainerError::InvalidSignal {
+            signal: signal_name,
+        })?;
         let timeout = timeout
             .or(rec.config.stop_timeout)
             .unwrap_or(DEFAULT_STOP_TIMEOUT);
         if rec.state.status == Status::Paused {
             // A frozen process cannot act on SIGTERM: kill it and thaw the cgroup.
             self.signal(container, Signal::SIGKILL)?;
-            let _ = crate::cgroups::set_frozen(self.cgroup_version, &container.id, false);
+            let _ = self.cgroups.set_frozen(&container.id, false);
         } else {
             self.signal(container, sig)?;
         }
