@@ -89,7 +89,7 @@ impl Engine {
     /// container next exits or is removed.
     pub async fn attach_output(
         &self,
-        _caller: &Caller,
+        caller: &Caller,
         name: &str,
         stdout: bool,
         stderr: bool,
@@ -111,6 +111,13 @@ impl Engine {
         } else {
             FollowUntil::ExitAfter(exits)
         };
+        self.events.emit(
+            caller,
+            "container",
+            "attach",
+            &container.id,
+            container.event_attributes(),
+        );
         tokio::spawn(follow(engine, container, start, tx, opts, until));
         Ok((rec.config.tty, rx))
     }
