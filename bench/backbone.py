@@ -50,6 +50,7 @@ def make_bundle(dir_, rootfs):
         os.symlink("busybox", os.path.join(rootfs, "bin", applet))
     for d in ("proc", "dev", "sys", "tmp"):
         os.makedirs(os.path.join(rootfs, d), exist_ok=True)
+    os.makedirs(dir_, exist_ok=True)
     run(["runc", "spec", "--bundle", dir_])
     cfg_path = os.path.join(dir_, "config.json")
     with open(cfg_path) as f:
