@@ -2,7 +2,7 @@
 # Installs what building and testing berth needs on a fresh Debian 12 machine (as root).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
-pkgs=(busybox-static runc libseccomp-dev pkg-config gcc make iproute2 ca-certificates)
+pkgs=(busybox-static runc libseccomp-dev pkg-config gcc make iproute2 ca-certificates python3 python3-venv)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -17,4 +17,10 @@ if ! command -v cargo >/dev/null; then
 fi
 if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install --locked cargo-nextest
+fi
+# docker-py, for the end-to-end tests that drive berthd as Python clients do.
+venv="$(dirname "$0")/../target/pyenv"
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import docker' 2>/dev/null; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check 'docker==7.1.0'
 fi
