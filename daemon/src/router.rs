@@ -34,6 +34,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/containers/{id}/rename"),
     ("post", "/containers/{id}/pause"),
     ("post", "/containers/{id}/unpause"),
+    ("post", "/containers/{id}/update"),
     ("get", "/containers/{id}/logs"),
     ("delete", "/containers/{id}"),
     ("get", "/images/json"),
@@ -66,6 +67,7 @@ pub fn app(engine: Arc<Engine>) -> Router {
         .route("/containers/{id}/rename", post(containers::rename))
         .route("/containers/{id}/pause", post(containers::pause))
         .route("/containers/{id}/unpause", post(containers::unpause))
+        .route("/containers/{id}/update", post(containers::update))
         .route("/containers/{id}/logs", get(streams::logs))
         .route(
             "/containers/{id}",

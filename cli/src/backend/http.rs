@@ -619,6 +619,23 @@ impl Backend for HttpBackend {
         Ok(())
     }
 
+    async fn update_container(
+        &self,
+        id: &str,
+        req: &api_types::ContainerUpdateRequest,
+    ) -> Result<api_types::ContainerUpdateResponse> {
+        let resp = self
+            .send(
+                Method::POST,
+                &format!("/containers/{}/update", path_escape(id)),
+                Query::new(),
+                json_body(req)?,
+                &[("content-type", "application/json")],
+            )
+            .await?;
+        read_json(resp).await
+    }
+
     async fn rename_container(&self, id: &str, new_name: &str) -> Result<()> {
         let query = Query::new().set("name", new_name);
         self.post_empty(&format!("/containers/{}/rename", path_escape(id)), query)

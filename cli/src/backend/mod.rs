@@ -298,6 +298,11 @@ pub trait Backend: Send + Sync {
         &self,
         filters: &Filters,
     ) -> impl Future<Output = Result<ContainersPruneResponse>> + Send;
+    fn update_container(
+        &self,
+        id: &str,
+        req: &api_types::ContainerUpdateRequest,
+    ) -> impl Future<Output = Result<api_types::ContainerUpdateResponse>> + Send;
 
     fn list_images(
         &self,

@@ -11,6 +11,7 @@ pub mod prune;
 pub mod ps;
 pub mod run;
 pub mod system;
+pub mod update;
 
 use clap::Subcommand;
 
@@ -47,6 +48,8 @@ pub enum Command {
     Pause(lifecycle::ContainersArgs),
     /// Unpause all processes within one or more containers
     Unpause(lifecycle::ContainersArgs),
+    /// Update configuration of one or more containers
+    Update(update::UpdateArgs),
     /// List images
     Images(images::ImagesArgs),
     /// Download an image from a registry
@@ -109,6 +112,8 @@ pub enum ContainerCommand {
     Pause(lifecycle::ContainersArgs),
     /// Unpause all processes within one or more containers
     Unpause(lifecycle::ContainersArgs),
+    /// Update configuration of one or more containers
+    Update(update::UpdateArgs),
     /// Remove all stopped containers
     Prune(prune::PruneArgs),
 }
@@ -162,6 +167,7 @@ impl Command {
                 ContainerCommand::Rename(a) => Self::Rename(a),
                 ContainerCommand::Pause(a) => Self::Pause(a),
                 ContainerCommand::Unpause(a) => Self::Unpause(a),
+                ContainerCommand::Update(a) => Self::Update(a),
                 ContainerCommand::Prune(a) => Self::Container(ContainerCommand::Prune(a)),
             },
             Self::Image(c) => match c {
@@ -199,6 +205,7 @@ pub async fn execute<B: Backend>(backend: &B, command: Command) -> anyhow::Resul
         Command::Rename(a) => lifecycle::rename(backend, a).await,
         Command::Pause(a) => lifecycle::pause(backend, a).await,
         Command::Unpause(a) => lifecycle::unpause(backend, a).await,
+        Command::Update(a) => update::update(backend, a).await,
         Command::Images(a) => images::images(backend, a).await,
         Command::Pull(a) => images::pull(backend, a).await,
         Command::Load(a) => load::load(backend, a).await,

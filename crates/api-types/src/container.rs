@@ -355,6 +355,33 @@ pub struct WaitError {
     pub message: String,
 }
 
+/// The body of `POST /containers/{id}/update`: resources and the restart policy of a live
+/// container. Absent (or zero) fields are left as they are, as with Docker.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ContainerUpdateRequest {
+    pub memory: Option<i64>,
+    pub memory_swap: Option<i64>,
+    pub memory_reservation: Option<i64>,
+    pub nano_cpus: Option<i64>,
+    pub cpu_shares: Option<i64>,
+    pub cpu_period: Option<i64>,
+    pub cpu_quota: Option<i64>,
+    pub cpuset_cpus: Option<String>,
+    pub cpuset_mems: Option<String>,
+    pub pids_limit: Option<i64>,
+    pub restart_policy: Option<RestartPolicy>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// The answer to `POST /containers/{id}/update`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerUpdateResponse {
+    pub warnings: Vec<String>,
+}
+
 /// The answer to `POST /containers/prune`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase")]

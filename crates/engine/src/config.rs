@@ -17,6 +17,9 @@ pub struct EngineConfig {
     pub builtin_runtime: PathBuf,
     /// Where to find `runc` when a container asks for it.
     pub runc_binary: PathBuf,
+    /// The init run as PID 1 with `--init` (Docker's docker-init is tini; Debian's
+    /// `tini-static` is the same program, statically linked so it runs in any image).
+    pub init_binary: Option<PathBuf>,
 }
 
 /// Default `--data-root`.
@@ -35,6 +38,10 @@ impl EngineConfig {
             default_runtime: "berth".into(),
             builtin_runtime: find_helper("BERTH_RUNTIME", "berth-runtime"),
             runc_binary: find_on_path("runc").unwrap_or_else(|| PathBuf::from("/usr/sbin/runc")),
+            init_binary: std::env::var_os("BERTH_INIT")
+                .map(PathBuf::from)
+                .or_else(|| find_on_path("docker-init"))
+                .or_else(|| find_on_path("tini-static")),
         }
     }
 

@@ -72,7 +72,12 @@ pub struct SpecInput<'a> {
     pub resolv_conf_file: PathBuf,
     pub cgroups_path: String,
     pub host_config: &'a HostConfig,
+    /// With `--init`: the init binary, bind-mounted at `/sbin/docker-init` and run as PID 1.
+    pub init: Option<PathBuf>,
 }
+
+/// Where `--init`'s binary appears inside the container, as with Docker.
+pub const INIT_PATH: &str = "/sbin/docker-init";
 
 /// Why a spec could not be built from the container's settings.
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +115,11 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
     ] {
         mounts.push(json!({"destination": dest, "type": "bind", "source": src, "options": ["rbind", "rprivate"]}));
     }
+    let mut args = input.args.clone();
+    if let Some(init) = &input.init {
+        mounts.push(json!({"destination": INIT_PATH, "type": "bind", "source": init, "options": ["bind", "ro"]}));
+        args.splice(0..0, [INIT_PATH.to_string(), "--".to_string()]);
+    }
     let masked: Vec<String> = hc
         .masked_paths
         .clone()
@@ -127,7 +137,7 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
                 "gid": input.user.gid,
                 "additionalGids": input.user.additional_gids,
             },
-            "args": input.args,
+            "args": args,
             "env": input.env,
             "cwd": input.cwd,
             "capabilities": {
@@ -377,6 +387,7 @@ mod tests {
             resolv_conf_file: "/c/resolv.conf".into(),
             cgroups_path: "/berth/abc".into(),
             host_config: hc,
+            init: None,
         }
     }
 
@@ -436,6 +447,24 @@ mod tests {
             .unwrap();
         assert!(caps.iter().any(|c| c == "CAP_SYS_ADMIN"));
         assert!(!caps.iter().any(|c| c == "CAP_NET_RAW"));
+    }
+
+    #[test]
+    fn init_runs_first_from_a_read_only_bind() {
+        let hc = HostConfig::default();
+        let user = root();
+        let mut i = input(&hc, &user);
+        i.init = Some("/usr/bin/tini-static".into());
+        let spec = serde_json::to_value(build(&i).unwrap()).unwrap();
+        assert_eq!(
+            spec["process"]["args"],
+            json!(["/sbin/docker-init", "--", "echo", "hi"])
+        );
+        assert!(spec["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["destination"] == INIT_PATH));
     }
 
     #[test]

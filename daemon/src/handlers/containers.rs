@@ -216,3 +216,15 @@ pub async fn unpause(
     engine.unpause_container(&caller, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+pub async fn update(
+    State(engine): State<Arc<Engine>>,
+    CallerId(caller): CallerId,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let body = small_body(&headers, body).await?;
+    let req: api_types::ContainerUpdateRequest = json_body(&headers, &body)?;
+    Ok(Json(engine.update_container(&caller, &id, req).await?).into_response())
+}

@@ -77,6 +77,7 @@ impl Engine {
                 state: RunState::default(),
                 restart_count: 0,
                 created_by_uid: caller.uid,
+                manually_stopped: false,
             };
             let container = Arc::new(Container::new(
                 record,
@@ -106,7 +107,7 @@ impl Engine {
     }
 
     /// Checks the host settings as dockerd does, filling in defaults.
-    fn check_host_config(
+    pub(crate) fn check_host_config(
         &self,
         mut hc: HostConfig,
         _warnings: &mut Vec<String>,
@@ -227,6 +228,7 @@ impl Engine {
             resolv_conf_file: "/".into(),
             cgroups_path: String::new(),
             host_config: &hc,
+            init: None,
         })
         .map_err(|e| invalid(e.to_string()))?;
         Ok(hc)

@@ -9,8 +9,10 @@ mod pause;
 mod query;
 mod remove;
 mod rename;
+mod restart;
 mod start;
 mod stop;
+mod update;
 mod wait;
 
 use std::collections::BTreeMap;
@@ -130,6 +132,10 @@ pub struct ContainerRecord {
     pub restart_count: i64,
     /// Who created the container (uid), for audit and policy.
     pub created_by_uid: u32,
+    /// Stopped by a user (`stop`, `kill`): restart policies leave it alone, as Docker's
+    /// `HasBeenManuallyStopped`.
+    #[serde(default)]
+    pub manually_stopped: bool,
 }
 
 /// What waiters watch: bumped on every exit and on removal.
@@ -152,6 +158,8 @@ pub(crate) struct Container {
     /// Serializes lifecycle operations (start, stop, remove…) on this container.
     pub op: tokio::sync::Mutex<()>,
     pub lifecycle: watch::Sender<Lifecycle>,
+    /// The restart policy's current back-off delay (Docker's: 100 ms, doubling).
+    pub backoff: Mutex<std::time::Duration>,
 }
 
 impl Container {
@@ -169,6 +177,7 @@ impl Container {
             record: Mutex::new(record),
             op: tokio::sync::Mutex::new(()),
             lifecycle: watch::channel(lifecycle).0,
+            backoff: Mutex::new(std::time::Duration::ZERO),
         }
     }
 

@@ -67,6 +67,17 @@ impl Engine {
         self.events
             .emit(&engine, "container", "die", &container.id, attrs);
         container.lifecycle.send_modify(|l| l.exits += 1);
+        let ran_for = chrono::DateTime::parse_from_rfc3339(&rec.state.started_at)
+            .ok()
+            .and_then(|t| {
+                (chrono::Utc::now() - t.with_timezone(&chrono::Utc))
+                    .to_std()
+                    .ok()
+            })
+            .unwrap_or_default();
+        if self.schedule_restart(container, status.exit_code as i64, ran_for) {
+            return;
+        }
         if rec.host_config.auto_remove {
             if let Err(e) = self.remove_container(&engine, &container.id, true).await {
                 tracing::warn!(id = %container.id, error = %e, "auto-remove failed");
@@ -161,6 +172,12 @@ impl Engine {
         }
         if !self.watching {
             return;
+        }
+        for container in self.all_containers() {
+            if super::restart::start_with_daemon(&container.snapshot()) {
+                let _ = container.update(|r| r.state.status = Status::Restarting);
+                self.spawn_start_after(container, std::time::Duration::ZERO);
+            }
         }
         let known = |id: &str| {
             self.index

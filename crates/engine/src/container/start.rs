@@ -39,6 +39,7 @@ impl Engine {
             Ok(processes) => {
                 container.update(|r| {
                     r.state.status = Status::Running;
+                    r.manually_stopped = false;
                     r.state.processes = Some(processes.clone());
                     r.state.exit_code = 0;
                     r.state.oom_killed = false;
@@ -136,6 +137,18 @@ impl Engine {
             resolv_conf_file: files.2,
             cgroups_path: self.cgroups.spec_path(&container.id),
             host_config: &rec.host_config,
+            init: if rec.host_config.init == Some(true) {
+                Some(self.config.init_binary.clone().ok_or_else(|| {
+                    ContainerError::StartFailed {
+                        message:
+                            "--init needs docker-init or tini-static (Debian package tini) on PATH"
+                                .into(),
+                        invalid: true,
+                    }
+                })?)
+            } else {
+                None
+            },
         })
         .map_err(|e| ContainerError::StartFailed {
             message: e.to_string(),

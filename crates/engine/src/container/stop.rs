@@ -38,6 +38,14 @@ impl Engine {
     ) -> Result<(), EngineError> {
         self.refresh(container).await;
         let rec = container.snapshot();
+        if rec.state.status == Status::Restarting {
+            // Waiting to be restarted by its policy: stopping cancels that.
+            container.update(|r| {
+                r.manually_stopped = true;
+                r.state.status = Status::Exited;
+            })?;
+            return Ok(());
+        }
         if !rec.state.status.is_running() {
             return Err(ContainerError::NotModified {
                 id: container.id.clone(),
@@ -53,6 +61,7 @@ impl Engine {
         let sig = process::parse_signal(&signal_name).ok_or(ContainerError::InvalidSignal {
             signal: signal_name,
         })?;
+        container.update(|r| r.manually_stopped = true)?;
         let timeout = timeout
             .or(rec.config.stop_timeout)
             .unwrap_or(DEFAULT_STOP_TIMEOUT);

@@ -1,0 +1,217 @@
+//! Restart policies (kept across berthd restarts), live `update`, `--init`, stop signals.
+
+use std::time::{Duration, Instant};
+
+use berth_tests::{ok, text, Daemon};
+
+fn inspect(d: &Daemon, name: &str, fmt: &str) -> String {
+    ok(&d.berth(&["inspect", "-f", fmt, name]))
+        .trim()
+        .to_string()
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[test]
+fn on_failure_restarts_up_to_the_limit() {
+    let d = Daemon::start();
+    ok(&d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "flaky",
+        "--restart",
+        "on-failure:3",
+        "busybox",
+        "sh",
+        "-c",
+        "echo run; exit 2",
+    ]));
+    wait_until("three restarts", || {
+        inspect(&d, "flaky", "{{.RestartCount}} {{.State.Status}}") == "3 exited"
+    });
+    assert_eq!(inspect(&d, "flaky", "{{.State.ExitCode}}"), "2");
+    assert_eq!(ok(&d.berth(&["logs", "flaky"])), "run\nrun\nrun\nrun\n");
+    // Success is not a failure: no restart.
+    ok(&d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "fine",
+        "--restart",
+        "on-failure",
+        "busybox",
+        "true",
+    ]));
+    wait_until("exit", || {
+        inspect(&d, "fine", "{{.State.Status}}") == "exited"
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(inspect(&d, "fine", "{{.RestartCount}}"), "0");
+}
+
+#[test]
+fn always_restarts_until_stopped_and_after_a_daemon_restart() {
+    let mut d = Daemon::start();
+    ok(&d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "phoenix",
+        "--restart",
+        "always",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 0.2; exit 1",
+    ]));
+    wait_until("two restarts", || {
+        inspect(&d, "phoenix", "{{.RestartCount}}")
+            .parse::<i64>()
+            .unwrap()
+            >= 2
+    });
+    ok(&d.berth(&["stop", "-t", "1", "phoenix"]));
+    let count = inspect(&d, "phoenix", "{{.RestartCount}}");
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(
+        inspect(&d, "phoenix", "{{.State.Status}}"),
+        "exited",
+        "a stopped container stays stopped"
+    );
+    assert_eq!(inspect(&d, "phoenix", "{{.RestartCount}}"), count);
+    // unless-stopped that nobody stopped, and always, come back with the daemon.
+    ok(&d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "keeper",
+        "--restart",
+        "unless-stopped",
+        "busybox",
+        "sleep",
+        "300",
+    ]));
+    ok(&d.berth(&["kill", "keeper"]));
+    d.stop_daemon();
+    d.spawn();
+    wait_until("policy restarts after the daemon restart", || {
+        inspect(&d, "phoenix", "{{.State.Status}}") != "exited"
+            && inspect(&d, "keeper", "{{.State.Status}}") == "running"
+    });
+}
+
+#[test]
+fn update_changes_a_running_containers_limits_and_policy() {
+    let d = Daemon::start();
+    let id = ok(&d.berth(&[
+        "run", "-d", "--name", "grow", "-m", "32m", "busybox", "sleep", "300",
+    ]));
+    let id = id.trim();
+    ok(&d.berth(&[
+        "update",
+        "-m",
+        "96m",
+        "--pids-limit",
+        "33",
+        "--cpus",
+        "0.25",
+        "--restart",
+        "always",
+        "grow",
+    ]));
+    let v2 = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists();
+    let read = |ctrl: &str, file: &str| {
+        let dir = berth_tests::cgroup_dir(if v2 { "" } else { ctrl }, id).unwrap();
+        std::fs::read_to_string(dir.join(file))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    if v2 {
+        assert_eq!(read("memory", "memory.max"), (96 << 20).to_string());
+        assert_eq!(read("pids", "pids.max"), "33");
+    } else {
+        assert_eq!(
+            read("memory", "memory.limit_in_bytes"),
+            (96 << 20).to_string()
+        );
+        assert_eq!(read("pids", "pids.max"), "33");
+        assert_eq!(read("cpu", "cpu.cfs_quota_us"), "25000");
+    }
+    assert_eq!(
+        inspect(
+            &d,
+            "grow",
+            "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}} {{.HostConfig.RestartPolicy.Name}}"
+        ),
+        format!("{} 33 always", 96 << 20)
+    );
+    let out = d.berth(&["update", "-m", "1k", "grow"]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        text(&out.stderr).contains("Minimum memory limit allowed is 6MB"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = d.docker(&["update", "--memory", "128m", "grow"]);
+    assert_eq!(ok(&out).trim(), "grow");
+}
+
+#[test]
+fn init_reaps_and_forwards_signals() {
+    let d = Daemon::start();
+    let out = ok(&d.berth(&[
+        "run",
+        "--rm",
+        "--init",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /proc/1/cmdline | tr '\\0' ' '",
+    ]));
+    assert!(out.starts_with("/sbin/docker-init -- sh"), "{out}");
+    // sleep as PID 1 ignores SIGTERM; under --init the init forwards it and sleep dies.
+    ok(&d.berth(&[
+        "run", "-d", "--init", "--name", "sleeper", "busybox", "sleep", "300",
+    ]));
+    let t0 = Instant::now();
+    ok(&d.berth(&["stop", "-t", "10", "sleeper"]));
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "SIGTERM did not reach the process"
+    );
+    assert_eq!(inspect(&d, "sleeper", "{{.State.ExitCode}}"), "143");
+}
+
+#[test]
+fn stop_signal_and_timeout_from_the_container() {
+    let d = Daemon::start();
+    ok(&d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "usr1",
+        "--stop-signal",
+        "USR1",
+        "--stop-timeout",
+        "1",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'echo got usr1; exit 9' USR1; while true; do sleep 0.1; done",
+    ]));
+    std::thread::sleep(Duration::from_millis(300));
+    ok(&d.berth(&["stop", "usr1"]));
+    assert_eq!(inspect(&d, "usr1", "{{.State.ExitCode}}"), "9");
+    assert!(ok(&d.berth(&["logs", "usr1"])).contains("got usr1"));
+}
