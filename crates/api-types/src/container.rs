@@ -162,6 +162,7 @@ pub struct HostConfig {
     pub ulimits: Option<Vec<Ulimit>>,
     pub masked_paths: Option<Vec<String>>,
     pub readonly_paths: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub init: Option<bool>,
     #[serde(flatten)]
     pub extra: Extra,
@@ -270,6 +271,23 @@ pub struct NetworkSettings {
     pub ip_prefix_len: i64,
     pub mac_address: String,
     pub networks: BTreeMap<String, serde_json::Value>,
+    #[serde(rename = "EndpointID")]
+    pub endpoint_id: String,
+    #[serde(rename = "GlobalIPv6Address")]
+    pub global_ipv6_address: String,
+    #[serde(rename = "GlobalIPv6PrefixLen")]
+    pub global_ipv6_prefix_len: i64,
+    pub hairpin_mode: bool,
+    #[serde(rename = "IPv6Gateway")]
+    pub ipv6_gateway: String,
+    #[serde(rename = "LinkLocalIPv6Address")]
+    pub link_local_ipv6_address: String,
+    #[serde(rename = "LinkLocalIPv6PrefixLen")]
+    pub link_local_ipv6_prefix_len: i64,
+    #[serde(rename = "SecondaryIPAddresses")]
+    pub secondary_ip_addresses: Option<Vec<serde_json::Value>>,
+    #[serde(rename = "SecondaryIPv6Addresses")]
+    pub secondary_ipv6_addresses: Option<Vec<serde_json::Value>>,
 }
 
 /// The answer to `GET /containers/{id}/json`.

@@ -124,8 +124,13 @@ impl Engine {
             swarm: serde_json::json!({"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": false, "Error": "", "RemoteManagers": null}),
             live_restore_enabled: true,
             isolation: String::new(),
-            init_binary: String::new(),
-            security_options: vec!["name=cgroupns".into()],
+            init_binary: self
+                .config
+                .init_binary
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            security_options: Vec::new(),
             warnings: None,
         }
     }
