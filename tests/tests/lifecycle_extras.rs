@@ -215,3 +215,25 @@ fn stop_signal_and_timeout_from_the_container() {
     assert_eq!(inspect(&d, "usr1", "{{.State.ExitCode}}"), "9");
     assert!(ok(&d.berth(&["logs", "usr1"])).contains("got usr1"));
 }
+
+#[test]
+fn bind_mounts_read_write_and_read_only() {
+    let d = Daemon::start();
+    let host = d.root.path().join("shared");
+    std::fs::create_dir_all(&host).unwrap();
+    std::fs::write(host.join("in.txt"), "from host\n").unwrap();
+    let rw = format!("{}:/data", host.display());
+    let out = ok(&d.docker(&["run", "--rm", "-v", &rw, "busybox", "sh", "-c", "cat /data/in.txt; echo back > /data/out.txt"]));
+    assert_eq!(out, "from host\n");
+    assert_eq!(std::fs::read_to_string(host.join("out.txt")).unwrap(), "back\n");
+    let ro = format!("type=bind,src={},dst=/ro,readonly", host.display());
+    let out = d.docker(&["run", "--rm", "--mount", &ro, "busybox", "touch", "/ro/x"]);
+    assert_ne!(out.status.code(), Some(0), "a read-only bind was writable");
+    assert!(!host.join("x").exists());
+    let out = d.docker(&["run", "--rm", "-v", "somevolume:/data", "busybox", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(text(&out.stderr).contains("named volumes are not supported"), "{}", text(&out.stderr));
+    let out = d.docker(&["run", "--rm", "--mount", "type=bind,src=/nonexistent/x,dst=/x", "busybox", "true"]);
+    assert_eq!(out.status.code(), Some(125));
+    assert!(text(&out.stderr).contains("bind source path does not exist"), "{}", text(&out.stderr));
+}

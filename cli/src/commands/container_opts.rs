@@ -115,6 +115,24 @@ pub struct ContainerOptions {
     /// Publish a container's port(s) to the host
     #[arg(short = 'p', long = "publish", value_name = "list")]
     pub publish: Vec<String>,
+    /// Command to run to check health
+    #[arg(long = "health-cmd", value_name = "string")]
+    pub health_cmd: Option<String>,
+    /// Time between running the check (ms|s|m|h) (default 0s)
+    #[arg(long = "health-interval", value_name = "duration")]
+    pub health_interval: Option<String>,
+    /// Maximum time to allow one check to run (ms|s|m|h) (default 0s)
+    #[arg(long = "health-timeout", value_name = "duration")]
+    pub health_timeout: Option<String>,
+    /// Start period for the container to initialize before starting health-retries countdown (ms|s|m|h) (default 0s)
+    #[arg(long = "health-start-period", value_name = "duration")]
+    pub health_start_period: Option<String>,
+    /// Consecutive failures needed to report unhealthy
+    #[arg(long = "health-retries", value_name = "int")]
+    pub health_retries: Option<i64>,
+    /// Disable any container-specified HEALTHCHECK
+    #[arg(long = "no-healthcheck")]
+    pub no_healthcheck: bool,
     /// Print usage
     #[arg(long, action = ArgAction::Help)]
     pub help: Option<bool>,
@@ -255,6 +273,7 @@ impl ContainerOptions {
             labels: Some(labels),
             stop_signal: self.stop_signal.clone(),
             stop_timeout: self.stop_timeout,
+            healthcheck: self.healthcheck()?,
             ..ContainerConfig::default()
         };
         // Docker leaves `Mounts` out when there are none (`omitempty`).
@@ -291,6 +310,52 @@ impl ContainerOptions {
             host_config,
             networking_config: Some(json!({"EndpointsConfig": {}})),
         })
+    }
+}
+
+impl ContainerOptions {
+    /// `Healthcheck` from the `--health-*` flags, as the docker CLI builds it (durations in
+    /// nanoseconds, `CMD-SHELL` for the command, `NONE` for `--no-healthcheck`).
+    fn healthcheck(&self) -> anyhow::Result<Option<Value>> {
+        let any = self.health_cmd.is_some()
+            || self.health_interval.is_some()
+            || self.health_timeout.is_some()
+            || self.health_start_period.is_some()
+            || self.health_retries.is_some();
+        if self.no_healthcheck {
+            if any {
+                bail!("--no-healthcheck conflicts with --health-* options");
+            }
+            return Ok(Some(json!({"Test": ["NONE"]})));
+        }
+        if !any {
+            return Ok(None);
+        }
+        let duration = |flag: &str, v: &Option<String>| -> anyhow::Result<i64> {
+            match v {
+                None => Ok(0),
+                Some(text) => {
+                    let d = crate::units::parse_go_duration(text).with_context(|| {
+                        format!("invalid argument {text:?} for \"--{flag}\" flag")
+                    })?;
+                    Ok(d.as_nanos() as i64)
+                }
+            }
+        };
+        let retries = self.health_retries.unwrap_or(0);
+        if retries < 0 {
+            bail!("--health-retries cannot be negative");
+        }
+        let mut hc = json!({
+            "Interval": duration("health-interval", &self.health_interval)?,
+            "Timeout": duration("health-timeout", &self.health_timeout)?,
+            "StartPeriod": duration("health-start-period", &self.health_start_period)?,
+            "Retries": retries,
+        });
+        if let Some(cmd) = &self.health_cmd {
+            hc["Test"] = json!(["CMD-SHELL", cmd]);
+        }
+        Ok(Some(hc))
     }
 }
 

@@ -74,6 +74,8 @@ pub struct SpecInput<'a> {
     pub host_config: &'a HostConfig,
     /// With `--init`: the init binary, bind-mounted at `/sbin/docker-init` and run as PID 1.
     pub init: Option<PathBuf>,
+    /// Host paths bound into the container (`-v`, `--mount type=bind`).
+    pub binds: Vec<crate::container::BindMount>,
 }
 
 /// Where `--init`'s binary appears inside the container, as with Docker.
@@ -114,6 +116,13 @@ pub fn build(input: &SpecInput<'_>) -> Result<Spec, SpecError> {
         ("/etc/hosts", &input.hosts_file),
     ] {
         mounts.push(json!({"destination": dest, "type": "bind", "source": src, "options": ["rbind", "rprivate"]}));
+    }
+    for b in &input.binds {
+        let mut options = vec!["rbind", "rprivate"];
+        if b.readonly {
+            options.push("ro");
+        }
+        mounts.push(json!({"destination": b.destination, "type": "bind", "source": b.source, "options": options}));
     }
     let mut args = input.args.clone();
     if let Some(init) = &input.init {
@@ -388,6 +397,7 @@ mod tests {
             cgroups_path: "/berth/abc".into(),
             host_config: hc,
             init: None,
+            binds: Vec::new(),
         }
     }
 

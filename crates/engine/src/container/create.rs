@@ -110,7 +110,7 @@ impl Engine {
     pub(crate) fn check_host_config(
         &self,
         mut hc: HostConfig,
-        _warnings: &mut Vec<String>,
+        warnings: &mut Vec<String>,
     ) -> Result<HostConfig, ContainerError> {
         if hc.network_mode.is_empty() {
             hc.network_mode = "default".into();
@@ -229,8 +229,19 @@ impl Engine {
             cgroups_path: String::new(),
             host_config: &hc,
             init: None,
+            binds: Vec::new(),
         })
         .map_err(|e| invalid(e.to_string()))?;
+        super::mounts::bind_mounts(&hc, true)?;
+        if hc
+            .port_bindings
+            .as_ref()
+            .is_some_and(|p| p.as_object().is_some_and(|o| !o.is_empty()))
+        {
+            warnings.push(
+                "Published ports are discarded: berth containers have only a private loopback network for now".into(),
+            );
+        }
         Ok(hc)
     }
 }

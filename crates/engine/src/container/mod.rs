@@ -4,6 +4,7 @@
 mod create;
 mod logs;
 mod monitor;
+mod mounts;
 mod naming;
 mod pause;
 mod query;
@@ -26,6 +27,7 @@ use tokio::sync::watch;
 use crate::ErrorKind;
 
 pub use logs::{LogChunk, LogOptions, LogStream};
+pub use mounts::BindMount;
 pub use query::ListOptions;
 pub use wait::WaitCondition;
 

@@ -84,7 +84,11 @@ impl Engine {
                 data: graph,
                 name: "overlay2".into(),
             },
-            mounts: Vec::new(),
+            mounts: super::mounts::bind_mounts(&rec.host_config, false)
+                .unwrap_or_default()
+                .iter()
+                .map(|b| b.inspect())
+                .collect(),
             config: rec.config.clone(),
             network_settings: NetworkSettings {
                 sandbox_key: String::new(),

@@ -149,6 +149,7 @@ impl Engine {
             } else {
                 None
             },
+            binds: super::mounts::bind_mounts(&rec.host_config, true)?,
         })
         .map_err(|e| ContainerError::StartFailed {
             message: e.to_string(),
