@@ -136,7 +136,7 @@ fn build(root: &Path, args: &CreateArgs) -> anyhow::Result<Container> {
 }
 
 /// The rootfs directory the spec names, relative to the bundle unless absolute.
-fn rootfs_of(spec: &Spec, bundle: &Path) -> anyhow::Result<PathBuf> {
+pub(crate) fn rootfs_of(spec: &Spec, bundle: &Path) -> anyhow::Result<PathBuf> {
     let root = spec
         .root()
         .as_ref()
@@ -180,7 +180,7 @@ fn describe_create_error(
     anyhow!("unable to start container process: {chain}")
 }
 
-fn error_chain(err: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
     let mut out = err.to_string();
     let mut source = err.source();
     while let Some(s) = source {
@@ -207,7 +207,7 @@ extern "C" fn forward_signal(signal: libc::c_int) {
 }
 
 #[allow(unsafe_code)]
-fn forward_signals_to(pid: Pid) -> anyhow::Result<()> {
+pub(crate) fn forward_signals_to(pid: Pid) -> anyhow::Result<()> {
     use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
     FORWARD_TO.store(pid.as_raw(), Ordering::Relaxed);
     let action = SigAction::new(
@@ -233,7 +233,7 @@ fn forward_signals_to(pid: Pid) -> anyhow::Result<()> {
 }
 
 /// Waits for the container's first process (our child) and returns runc's exit status.
-fn wait_for_exit(pid: Pid) -> anyhow::Result<u8> {
+pub(crate) fn wait_for_exit(pid: Pid) -> anyhow::Result<u8> {
     loop {
         match waitpid(pid, None) {
             Ok(WaitStatus::Exited(_, code)) => return Ok(code as u8),

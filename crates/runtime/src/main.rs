@@ -14,6 +14,7 @@
 
 mod create;
 mod delete;
+mod exec;
 mod executable;
 mod kill;
 mod log;
@@ -94,6 +95,8 @@ enum Command {
         /// The container's id.
         id: String,
     },
+    /// Run another process in a running container.
+    Exec(exec::ExecArgs),
     /// Print a container's state as JSON.
     State {
         /// The container's id.
@@ -144,6 +147,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Delete { force, id } => {
             delete::delete(&root, &id, force).map(|()| ExitCode::SUCCESS)
         }
+        Command::Exec(args) => exec::exec(&root, args),
         Command::State { id } => state::state(&root, &id).map(|()| ExitCode::SUCCESS),
     }
 }

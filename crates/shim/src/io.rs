@@ -1,15 +1,14 @@
 //! The container's stdio as the shim holds it.
 //!
-//! Today stdin is /dev/null and stdout/stderr are pipes: the runtime gets the write ends
-//! as its own stdout/stderr (a runc-style runtime hands its stdio to the container's first
-//! process) and the shim reads the read ends. The seams for later features:
-//! - a tty: the runtime gets `--console-socket` ([`ContainerIo::runtime_args`]); once it
-//!   exits, the shim receives the pty master on that socket and adds it as an [`Output`]
-//!   (a tty has one stream) and as stdin's destination;
-//! - stdin through a FIFO or socket, attach sockets: more pollable sources and sinks
-//!   beside the outputs, in the same `poll` loop.
+//! Without a terminal, stdout and stderr are pipes: the runtime gets the write ends as its
+//! own stdout/stderr (a runc-style runtime hands its stdio to the container's first
+//! process) and the shim reads the read ends. stdin is /dev/null, or with `OpenStdin` a
+//! pipe whose write end the shim keeps (so the container's stdin outlives an engine
+//! restart) and hands to the engine, which writes to it directly.
+//!
+//! With a terminal, the runtime gets `--console-socket` and sends the pty master there;
+//! the master then is the one output (a terminal has one stream) and stdin's destination.
 
-use std::ffi::OsString;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::process::Stdio;
 
@@ -35,15 +34,21 @@ pub struct Output {
 
 /// What one read from an [`Output`] found.
 pub enum ReadOutcome {
-    /// Entries were handed to the sink (or nothing was there yet).
-    Data,
+    /// These many bytes were read (0: nothing was there yet).
+    Data(usize),
     /// The stream ended; its partial last line was handed to the sink.
     Eof,
 }
 
+pub fn set_nonblocking(fd: BorrowedFd<'_>) -> nix::Result<()> {
+    let flags = OFlag::from_bits_truncate(fcntl(fd.as_raw_fd(), FcntlArg::F_GETFL)?);
+    fcntl(fd.as_raw_fd(), FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
+    Ok(())
+}
+
 impl Output {
     fn new(fd: OwnedFd, stream: Stream) -> nix::Result<Self> {
-        fcntl(fd.as_raw_fd(), FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
+        set_nonblocking(fd.as_fd())?;
         Ok(Self {
             fd,
             stream,
@@ -60,7 +65,8 @@ impl Output {
         self.fd.as_fd()
     }
 
-    /// Reads once into `buf` and hands each finished entry to `sink`.
+    /// Reads once into `buf` and hands each finished log entry to `sink`; the raw bytes
+    /// read are `buf[..n]` of [`ReadOutcome::Data`].
     pub fn read(
         &mut self,
         buf: &mut [u8],
@@ -68,15 +74,16 @@ impl Output {
     ) -> nix::Result<ReadOutcome> {
         let stream = self.stream;
         match nix::unistd::read(self.fd.as_raw_fd(), buf) {
-            Ok(0) => {
+            // A terminal master reads EIO once every slave is closed: its end of file.
+            Ok(0) | Err(Errno::EIO) => {
                 self.close(sink);
                 Ok(ReadOutcome::Eof)
             }
             Ok(n) => {
                 self.splitter.push(&buf[..n], |entry| sink(stream, entry));
-                Ok(ReadOutcome::Data)
+                Ok(ReadOutcome::Data(n))
             }
-            Err(Errno::EAGAIN) | Err(Errno::EINTR) => Ok(ReadOutcome::Data),
+            Err(Errno::EAGAIN) | Err(Errno::EINTR) => Ok(ReadOutcome::Data(0)),
             Err(err) => {
                 self.close(sink);
                 Err(err)
@@ -111,16 +118,28 @@ impl Output {
 pub struct ContainerIo {
     runtime_stdio: Option<RuntimeStdio>,
     pub outputs: Vec<Output>,
+    /// Where the container's stdin is written: the stdin pipe's write end, or the
+    /// terminal's master. `None` without stdin, or once closed.
+    stdin: Option<OwnedFd>,
+    /// The terminal's master, once received.
+    console: Option<OwnedFd>,
 }
 
 impl ContainerIo {
-    /// stdin /dev/null, stdout and stderr through pipes.
-    pub fn pipes() -> std::io::Result<Self> {
+    /// stdout and stderr through pipes; stdin through a pipe with `open_stdin` (and no
+    /// terminal), /dev/null otherwise.
+    pub fn new(open_stdin: bool, tty: bool) -> std::io::Result<Self> {
         let (out_r, out_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
         let (err_r, err_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+        let (stdin, writer) = if open_stdin && !tty {
+            let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+            (Stdio::from(r), Some(w))
+        } else {
+            (Stdio::null(), None)
+        };
         Ok(Self {
             runtime_stdio: Some(RuntimeStdio {
-                stdin: Stdio::null(),
+                stdin,
                 stdout: Stdio::from(out_w),
                 stderr: Stdio::from(err_w),
             }),
@@ -128,6 +147,8 @@ impl ContainerIo {
                 Output::new(out_r, Stream::Stdout)?,
                 Output::new(err_r, Stream::Stderr)?,
             ],
+            stdin: writer,
+            console: None,
         })
     }
 
@@ -137,9 +158,35 @@ impl ContainerIo {
         self.runtime_stdio.take()
     }
 
-    /// Flags the runtime's `create`/`run` needs for this kind of stdio.
-    pub fn runtime_args(&self) -> Vec<OsString> {
-        Vec::new()
+    /// Switches to the terminal: its master becomes the one output and stdin's
+    /// destination. The runtime's pipes are dropped (the container does not have them).
+    pub fn use_console(&mut self, master: OwnedFd, open_stdin: bool) -> std::io::Result<()> {
+        let reader = master.try_clone()?;
+        self.outputs = vec![Output::new(reader, Stream::Stdout)?];
+        if open_stdin {
+            self.stdin = Some(master.try_clone()?);
+        }
+        self.console = Some(master);
+        Ok(())
+    }
+
+    /// The terminal's master, if the container has one.
+    pub fn console(&self) -> Option<BorrowedFd<'_>> {
+        self.console.as_ref().map(|c| c.as_fd())
+    }
+
+    /// A new descriptor writing to the container's stdin, for the engine; `None` when
+    /// there is no stdin (any more).
+    pub fn stdin_writer(&self) -> Option<OwnedFd> {
+        self.stdin.as_ref().and_then(|w| w.try_clone().ok())
+    }
+
+    /// Closes the shim's stdin writer; the container sees end of file once the engine's
+    /// copies are closed too. A terminal's input is never closed this way.
+    pub fn close_stdin(&mut self) {
+        if self.console.is_none() {
+            self.stdin = None;
+        }
     }
 
     /// Whether every output has ended.

@@ -8,12 +8,18 @@
 //! reaps the container, writes an [`ExitStatus`] file atomically, asks the runtime to
 //! delete the container's runtime state, and exits. The engine notices the shim's exit
 //! (with a pidfd) and reads the exit file; when no engine is running the file waits.
+//!
+//! While the container runs, the engine talks to the shim over [`control`] channels: the
+//! first is handed over at start (fd [`control::CONTROL_FD`]), later ones connect to
+//! [`control::ATTACH_SOCKET`] in the bundle. They carry the container's stdin, its live
+//! output for attached clients, terminal resizes, and `exec` requests.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub mod control;
 pub mod jsonfile;
 mod spawn;
 
@@ -40,6 +46,15 @@ pub struct ShimConfig {
     pub exit_file: PathBuf,
     /// Where the shim writes its own log (runtime errors, reaping trouble).
     pub shim_log: PathBuf,
+    /// Give the container a terminal: the shim holds its master (output is one stream).
+    #[serde(default)]
+    pub tty: bool,
+    /// Give the container a stdin the engine writes to (`OpenStdin`); /dev/null otherwise.
+    #[serde(default)]
+    pub stdin: bool,
+    /// The terminal's initial size, `[height, width]`.
+    #[serde(default)]
+    pub console_size: Option<[u16; 2]>,
 }
 
 /// The one line a shim writes on its ready pipe (fd 3).

@@ -8,10 +8,16 @@
 //! output into the json-file log, reaps it, records its [`berth_shim::ExitStatus`] and
 //! deletes it from the runtime.
 //!
+//! With fd 4 the engine may hand over its first control channel (see
+//! [`berth_shim::control`]).
+//!
 //! It links neither tokio nor libcontainer: one thread, one `poll` loop, a few KiB of
 //! buffers.
 
 mod cgroup;
+mod channels;
+mod console;
+mod exec;
 mod io;
 mod monitor;
 mod runtime;
@@ -21,6 +27,7 @@ use std::fs::File;
 use std::os::fd::{FromRawFd, IntoRawFd};
 use std::path::PathBuf;
 
+use berth_shim::control::CONTROL_FD;
 use berth_shim::READY_FD;
 use nix::fcntl::{fcntl, FcntlArg, FdFlag};
 
@@ -31,6 +38,7 @@ fn main() {
         std::process::exit(2);
     };
     let ready = take_ready_pipe();
+    let control = take_control_channel();
     if let Err(err) = detach() {
         monitor::report(
             ready,
@@ -40,7 +48,7 @@ fn main() {
         );
         std::process::exit(1);
     }
-    std::process::exit(monitor::run(&PathBuf::from(config_path), ready));
+    std::process::exit(monitor::run(&PathBuf::from(config_path), ready, control));
 }
 
 /// The engine's ready pipe on fd 3, if it is open, made close-on-exec so that neither
@@ -52,6 +60,21 @@ fn take_ready_pipe() -> Option<File> {
     // SAFETY: fd 3 is open (F_GETFD succeeded) and nothing else in this process refers
     // to it: it was inherited from the engine for exactly this use.
     Some(unsafe { File::from_raw_fd(READY_FD) })
+}
+
+/// The engine's first control channel on fd 4, if it is open and a socket, made
+/// close-on-exec (neither the runtime nor the container may inherit it).
+#[allow(unsafe_code)]
+fn take_control_channel() -> Option<std::os::fd::OwnedFd> {
+    fcntl(CONTROL_FD, FcntlArg::F_GETFD).ok()?;
+    fcntl(CONTROL_FD, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).ok()?;
+    // SAFETY: fd 4 is open (F_GETFD succeeded) and nothing else in this process refers
+    // to it: it was inherited from the engine for exactly this use.
+    let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(CONTROL_FD) };
+    let is_socket = nix::sys::stat::fstat(CONTROL_FD)
+        .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFSOCK)
+        .unwrap_or(false);
+    is_socket.then_some(fd)
 }
 
 /// Forks; the parent exits 0 at once. The child leads a new session (no controlling

@@ -1,13 +1,16 @@
 //! The shim's life once detached: start the container through the runtime, report on the
-//! ready pipe, copy the container's output into its log, reap it, record how it ended,
-//! and delete it from the runtime.
+//! ready pipe, copy the container's output into its log (and to the engine's subscribed
+//! channels), answer the engine's requests (stdin, resizes, exec), reap the container and
+//! its exec'd processes, record how it ended, and delete it from the runtime.
 
+use std::ffi::OsString;
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::AsFd;
-use std::path::{Path, PathBuf};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
+use berth_shim::control::{FromShim, ToShim, ATTACH_SOCKET, MAX_PAYLOAD};
 use berth_shim::jsonfile::{JsonFileLog, Stream};
 use berth_shim::{write_atomic, ExitStatus, Ready, ShimConfig};
 use nix::errno::Errno;
@@ -18,6 +21,9 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use crate::cgroup;
+use crate::channels::{Channels, Request};
+use crate::console::{self, ConsoleSocket};
+use crate::exec::Execs;
 use crate::io::{ContainerIo, ReadOutcome};
 use crate::runtime::{last_line, Runtime};
 use crate::shimlog::ShimLog;
@@ -45,8 +51,9 @@ pub fn report(pipe: Option<File>, ready: Ready) {
     let _ = pipe.write_all(line.as_bytes());
 }
 
-/// The detached shim's main: returns its exit status.
-pub fn run(config_path: &Path, ready: Option<File>) -> i32 {
+/// The detached shim's main: returns its exit status. `control` is the engine's first
+/// channel, when it gave one.
+pub fn run(config_path: &Path, ready: Option<File>, control: Option<OwnedFd>) -> i32 {
     let config = match ShimConfig::read(config_path).and_then(absolute) {
         Ok(c) => c,
         Err(e) => {
@@ -73,7 +80,7 @@ pub fn run(config_path: &Path, ready: Option<File>) -> i32 {
     };
     // Hold no directory busy: every path is absolute by now.
     let _ = std::env::set_current_dir("/");
-    Shim { config, log, ready }.run()
+    Shim { config, log, ready }.run(control)
 }
 
 /// Makes the config's paths absolute (the runtime may be a bare name found on PATH).
@@ -106,7 +113,7 @@ impl Shim {
         1
     }
 
-    fn run(&mut self) -> i32 {
+    fn run(&mut self, control: Option<OwnedFd>) -> i32 {
         let signals = match handle_signals() {
             Ok(s) => s,
             Err(e) => return self.fail(format!("berth-shim cannot set up signal handling: {e}")),
@@ -138,9 +145,31 @@ impl Shim {
                 None
             }
         };
-        let mut io = match ContainerIo::pipes() {
+
+        // The engine's first channel: what it queued before starting us (a subscription
+        // to the output) must count from the container's first byte.
+        let mut channels = Channels::new();
+        if let Some(fd) = control {
+            channels.add(fd);
+        }
+        let mut early_requests = channels.read_all(&self.log);
+        if let Err(e) = channels.listen(&self.config.bundle.join(ATTACH_SOCKET)) {
+            self.log.warn(format!(
+                "Cannot listen on the attach socket: {e}; only the engine's first channel will work"
+            ));
+        }
+
+        let mut io = match ContainerIo::new(self.config.stdin, self.config.tty) {
             Ok(io) => io,
             Err(e) => return self.fail(format!("Cannot create the container's stdio pipes: {e}")),
+        };
+        let console = if self.config.tty {
+            match ConsoleSocket::bind(&self.config.bundle.join("console.sock")) {
+                Ok(c) => Some(c),
+                Err(e) => return self.fail(format!("Cannot create the console socket: {e}")),
+            }
+        } else {
+            None
         };
 
         // Start the container.
@@ -156,8 +185,13 @@ impl Shim {
         let Some(stdio) = io.take_runtime_stdio() else {
             return self.fail("The container's stdio was already given away".into());
         };
+        let mut runtime_args = Vec::new();
+        if let Some(c) = &console {
+            runtime_args.push(OsString::from("--console-socket"));
+            runtime_args.push(c.arg().as_os_str().to_owned());
+        }
         let runtime_pid =
-            match runtime.spawn_run(&self.config.bundle, &pid_file, stdio, &io.runtime_args()) {
+            match runtime.spawn_run(&self.config.bundle, &pid_file, stdio, &runtime_args) {
                 Ok(pid) => Pid::from_raw(pid as i32),
                 Err(e) => {
                     return self.fail(format!(
@@ -182,6 +216,22 @@ impl Shim {
             let code = self.fail(message);
             self.delete(&runtime);
             return code;
+        }
+        if let Some(console) = console {
+            let master = console.receive().and_then(|master| {
+                if let Some([h, w]) = self.config.console_size.filter(|&[h, w]| h > 0 && w > 0) {
+                    if let Err(e) = console::resize(&master, h, w) {
+                        self.log
+                            .warn(format!("Cannot set the terminal's size: {e}"));
+                    }
+                }
+                io.use_console(master, self.config.stdin)
+            });
+            if let Err(e) = master {
+                let code = self.fail(format!("Cannot take the container's terminal: {e}"));
+                self.delete(&runtime);
+                return code;
+            }
         }
         let container_pid = match read_pid(&pid_file) {
             Ok(pid) => pid,
@@ -210,23 +260,26 @@ impl Shim {
             .into_iter()
             .find(|(pid, _, _)| *pid == container_pid)
             .map(|(_, status, at)| (status, at));
-        let mut sink = LogSink {
-            log: container_log,
-            dropped: 0,
-            failing: false,
-        };
-        let (status, finished_at) = pump(
-            &mut io,
-            &signals,
-            container_pid,
+        let mut pump = Pump {
+            io,
+            signals: &signals,
+            container: container_pid,
             exited,
-            &mut sink,
-            &self.log,
-        );
-        if sink.dropped > 0 {
+            sink: LogSink {
+                log: container_log,
+                dropped: 0,
+                failing: false,
+            },
+            channels,
+            execs: Execs::new(runtime.clone(), &self.config.bundle),
+            log: &self.log,
+        };
+        pump.handle(std::mem::take(&mut early_requests));
+        let (status, finished_at) = pump.run();
+        if pump.sink.dropped > 0 {
             self.log.warn(format!(
                 "{} log entries could not be written and were dropped",
-                sink.dropped
+                pump.sink.dropped
             ));
         }
 
@@ -259,6 +312,8 @@ impl Shim {
             self.config.id, exit.exit_code, exit.oom_killed
         ));
         self.delete(&runtime);
+        // What exec'd processes were left are gone with the cgroup: reap them and say so.
+        pump.finish_execs();
         0
     }
 
@@ -292,8 +347,8 @@ fn drain_signals(signals: &SignalFd, log: &ShimLog) {
     }
 }
 
-/// Reaps every child that has exited (the runtime, the container, orphans reparented to
-/// this subreaper).
+/// Reaps every child that has exited (the runtime, the container, exec'd processes,
+/// orphans reparented to this subreaper).
 fn reap_all(mut on_exit: impl FnMut(Pid, WaitStatus)) {
     loop {
         match waitpid(None::<Pid>, Some(WaitPidFlag::WNOHANG)) {
@@ -375,135 +430,268 @@ impl LogSink {
     }
 }
 
-/// The main loop: copies output into the log and reaps children until the container's
-/// first process has exited and its output has ended (or [`DRAIN_TIMEOUT`] has passed).
-/// Returns the container's wait status and when it was seen.
-fn pump(
-    io: &mut ContainerIo,
-    signals: &SignalFd,
+/// What the main loop works with once the container runs.
+struct Pump<'a> {
+    io: ContainerIo,
+    signals: &'a SignalFd,
     container: Pid,
-    mut exited: Option<(WaitStatus, String)>,
-    sink: &mut LogSink,
-    log: &ShimLog,
-) -> (WaitStatus, String) {
-    // Synchronous writes are the back-pressure: nothing more is read from a pipe until
-    // what was read is in the log, so a slow disk slows the container's writes down.
-    let mut buf = vec![0u8; 32 * 1024];
-    let mut deadline = exited.as_ref().map(|_| Instant::now() + DRAIN_TIMEOUT);
-    let mut not_our_child = false;
-    loop {
-        if let Some(deadline) = deadline {
-            if io.all_closed() {
-                break;
-            }
-            if Instant::now() >= deadline {
-                log.warn(format!(
-                    "The container's output is still open {DRAIN_TIMEOUT:?} after it exited (a leftover process holds it); not reading it further"
-                ));
-                break;
-            }
-        }
-        let timeout = match deadline {
-            Some(d) => PollTimeout::try_from(d.saturating_duration_since(Instant::now()))
-                .unwrap_or(PollTimeout::MAX),
-            // Output ended but no exit seen: check now and then that the container's
-            // process is really our child (runc and berth-runtime guarantee it).
-            None if io.all_closed() => PollTimeout::from(1000u16),
-            None => PollTimeout::NONE,
-        };
-        let open: Vec<usize> = (0..io.outputs.len())
-            .filter(|&i| io.outputs[i].is_open())
-            .collect();
-        let mut fds: Vec<PollFd<'_>> =
-            std::iter::once(PollFd::new(signals.as_fd(), PollFlags::POLLIN))
-                .chain(
-                    open.iter()
-                        .map(|&i| PollFd::new(io.outputs[i].fd(), PollFlags::POLLIN)),
-                )
-                .collect();
-        match poll(&mut fds, timeout) {
-            Ok(_) => {}
-            Err(Errno::EINTR) => continue,
-            Err(e) => {
-                log.error(format!(
-                    "poll failed ({e}); waiting for the container without reading its output"
-                ));
-                drop(fds);
-                while exited.is_none() {
-                    match waitpid(container, None) {
-                        Ok(status @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => {
-                            exited = Some((status, now()))
-                        }
-                        Ok(_) | Err(Errno::EINTR) => {}
-                        Err(_) => exited = Some((WaitStatus::StillAlive, now())),
-                    }
-                }
-                break;
-            }
-        }
-        let timed_out = fds.iter().all(|fd| !fd.any().unwrap_or(false));
-        let signalled = fds[0].any().unwrap_or(false);
-        let readable: Vec<usize> = open
-            .iter()
-            .zip(&fds[1..])
-            .filter(|(_, fd)| fd.any().unwrap_or(false))
-            .map(|(&i, _)| i)
-            .collect();
-        drop(fds);
-
-        if signalled {
-            drain_signals(signals, log);
-            reap_all(|pid, status| {
-                if pid == container && exited.is_none() {
-                    exited = Some((status, now()));
-                    deadline = Some(Instant::now() + DRAIN_TIMEOUT);
-                }
-            });
-        }
-        if timed_out && exited.is_none() && io.all_closed() {
-            match waitpid(container, Some(WaitPidFlag::WNOHANG)) {
-                Ok(status @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => {
-                    exited = Some((status, now()));
-                    deadline = Some(Instant::now());
-                }
-                Err(Errno::ECHILD) => {
-                    // Not ours to reap: all we can learn is when it is gone.
-                    if !not_our_child {
-                        not_our_child = true;
-                        log.error(format!(
-                            "The container's process {container} is not a child of the shim; its exit status will be unknown"
-                        ));
-                    }
-                    if nix::sys::signal::kill(container, None) == Err(Errno::ESRCH) {
-                        exited = Some((WaitStatus::StillAlive, now()));
-                        deadline = Some(Instant::now());
-                    }
-                }
-                _ => {}
-            }
-        }
-        for i in readable {
-            let time = now();
-            let output = &mut io.outputs[i];
-            match output.read(&mut buf, &mut |stream, bytes| {
-                sink.write(stream, bytes, &time, log)
-            }) {
-                Ok(ReadOutcome::Data) | Ok(ReadOutcome::Eof) => {}
-                Err(e) => log.error(format!(
-                    "Cannot read the container's {}: {e}",
-                    output.stream.as_str()
-                )),
-            }
-        }
-    }
-    let time = now();
-    for output in io.outputs.iter_mut().filter(|o| o.is_open()) {
-        output.close(&mut |stream, bytes| sink.write(stream, bytes, &time, log));
-    }
-    exited.unwrap_or_else(|| (WaitStatus::StillAlive, now()))
+    exited: Option<(WaitStatus, String)>,
+    sink: LogSink,
+    channels: Channels,
+    execs: Execs,
+    log: &'a ShimLog,
 }
 
-fn read_pid(path: &PathBuf) -> std::io::Result<Pid> {
+/// Which descriptor a poll entry is.
+#[derive(Clone, Copy)]
+enum Polled {
+    Signals,
+    Listener,
+    Channel(usize),
+    Output(usize),
+}
+
+impl Pump<'_> {
+    /// Answers the engine's requests.
+    fn handle(&mut self, requests: Vec<Request>) {
+        for req in requests {
+            match req.message {
+                ToShim::GetStdin => {
+                    let tty = self.io.console().is_some();
+                    match self.io.stdin_writer() {
+                        Some(w) => {
+                            self.channels
+                                .send_to(req.channel, &FromShim::Stdin { tty }, vec![w])
+                        }
+                        None => self
+                            .channels
+                            .send_to(req.channel, &FromShim::NoStdin, Vec::new()),
+                    }
+                }
+                ToShim::CloseStdin => self.io.close_stdin(),
+                ToShim::Resize { height, width } => {
+                    if let Some(console) = self.io.console() {
+                        if let Err(e) = console::resize(console, height, width) {
+                            self.log.warn(format!("Cannot resize the terminal: {e}"));
+                        }
+                    }
+                }
+                ToShim::Exec(exec) => {
+                    if self.exited.is_some() {
+                        self.channels.send_to(
+                            req.channel,
+                            &FromShim::ExecFailed {
+                                id: exec.id,
+                                message: "the container is not running".into(),
+                            },
+                            Vec::new(),
+                        );
+                    } else {
+                        self.execs
+                            .start(exec, req.fds, req.channel, &mut self.channels, self.log);
+                    }
+                }
+                // Subscriptions are handled as they are read.
+                ToShim::Subscribe | ToShim::Unsubscribe => {}
+            }
+        }
+    }
+
+    fn reap(&mut self, deadline: &mut Option<Instant>) {
+        drain_signals(self.signals, self.log);
+        let mut exits = Vec::new();
+        reap_all(|pid, status| exits.push((pid, status)));
+        for (pid, status) in exits {
+            if pid == self.container {
+                if self.exited.is_none() {
+                    self.exited = Some((status, now()));
+                    *deadline = Some(Instant::now() + DRAIN_TIMEOUT);
+                }
+            } else {
+                self.execs
+                    .on_exit(pid, status, &mut self.channels, self.log);
+            }
+        }
+    }
+
+    /// The main loop: copies output into the log and to subscribers, answers the engine,
+    /// and reaps children until the container's first process has exited and its output
+    /// has ended (or [`DRAIN_TIMEOUT`] has passed). Returns the container's wait status
+    /// and when it was seen.
+    fn run(&mut self) -> (WaitStatus, String) {
+        // Synchronous writes are the back-pressure: nothing more is read from a pipe until
+        // what was read is in the log (and with the subscribers), so a slow disk or a slow
+        // attached client slows the container's writes down.
+        let mut buf = vec![0u8; MAX_PAYLOAD];
+        let mut deadline = self.exited.as_ref().map(|_| Instant::now() + DRAIN_TIMEOUT);
+        let mut not_our_child = false;
+        loop {
+            self.channels.prune();
+            if let Some(deadline) = deadline {
+                if self.io.all_closed() {
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    self.log.warn(format!(
+                        "The container's output is still open {DRAIN_TIMEOUT:?} after it exited (a leftover process holds it); not reading it further"
+                    ));
+                    break;
+                }
+            }
+            let timeout = match deadline {
+                Some(d) => PollTimeout::try_from(d.saturating_duration_since(Instant::now()))
+                    .unwrap_or(PollTimeout::MAX),
+                // Output ended but no exit seen: check now and then that the container's
+                // process is really our child (runc and berth-runtime guarantee it).
+                None if self.io.all_closed() => PollTimeout::from(1000u16),
+                None => PollTimeout::NONE,
+            };
+            let blocked = self.channels.output_blocked();
+            let mut which = vec![Polled::Signals];
+            let mut fds = vec![PollFd::new(self.signals.as_fd(), PollFlags::POLLIN)];
+            if let Some(l) = &self.channels.listener {
+                which.push(Polled::Listener);
+                fds.push(PollFd::new(l.as_fd(), PollFlags::POLLIN));
+            }
+            for (i, c) in self.channels.list.iter().enumerate() {
+                let mut flags = PollFlags::POLLIN;
+                if c.has_outbox() {
+                    flags |= PollFlags::POLLOUT;
+                }
+                which.push(Polled::Channel(i));
+                fds.push(PollFd::new(c.fd(), flags));
+            }
+            if !blocked {
+                for (i, o) in self.io.outputs.iter().enumerate() {
+                    if o.is_open() {
+                        which.push(Polled::Output(i));
+                        fds.push(PollFd::new(o.fd(), PollFlags::POLLIN));
+                    }
+                }
+            }
+            match poll(&mut fds, timeout) {
+                Ok(_) => {}
+                Err(Errno::EINTR) => continue,
+                Err(e) => {
+                    self.log.error(format!(
+                        "poll failed ({e}); waiting for the container without reading its output"
+                    ));
+                    drop(fds);
+                    while self.exited.is_none() {
+                        match waitpid(self.container, None) {
+                            Ok(status @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => {
+                                self.exited = Some((status, now()))
+                            }
+                            Ok(_) | Err(Errno::EINTR) => {}
+                            Err(_) => self.exited = Some((WaitStatus::StillAlive, now())),
+                        }
+                    }
+                    break;
+                }
+            }
+            let ready: Vec<(Polled, bool)> = which
+                .iter()
+                .zip(&fds)
+                .map(|(w, fd)| (*w, fd.any().unwrap_or(false)))
+                .collect();
+            drop(fds);
+            let timed_out = ready.iter().all(|(_, r)| !r);
+
+            for (what, is_ready) in ready {
+                if !is_ready {
+                    continue;
+                }
+                match what {
+                    Polled::Signals => self.reap(&mut deadline),
+                    Polled::Listener => self.channels.accept(self.log),
+                    Polled::Channel(i) => {
+                        self.channels.list[i].flush();
+                        let requests = self.channels.read(i, self.log);
+                        self.handle(requests);
+                    }
+                    Polled::Output(i) => {
+                        let time = now();
+                        let (sink, log) = (&mut self.sink, self.log);
+                        let output = &mut self.io.outputs[i];
+                        let stream = output.stream;
+                        match output.read(&mut buf, &mut |stream, bytes| {
+                            sink.write(stream, bytes, &time, log)
+                        }) {
+                            Ok(ReadOutcome::Data(n)) if n > 0 => {
+                                self.channels.broadcast(stream == Stream::Stdout, &buf[..n])
+                            }
+                            Ok(_) => {}
+                            Err(e) => self.log.error(format!(
+                                "Cannot read the container's {}: {e}",
+                                stream.as_str()
+                            )),
+                        }
+                    }
+                }
+            }
+
+            if timed_out && self.exited.is_none() && self.io.all_closed() {
+                match waitpid(self.container, Some(WaitPidFlag::WNOHANG)) {
+                    Ok(status @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => {
+                        self.exited = Some((status, now()));
+                        deadline = Some(Instant::now());
+                    }
+                    Err(Errno::ECHILD) => {
+                        // Not ours to reap: all we can learn is when it is gone.
+                        if !not_our_child {
+                            not_our_child = true;
+                            self.log.error(format!(
+                                "The container's process {} is not a child of the shim; its exit status will be unknown",
+                                self.container
+                            ));
+                        }
+                        if nix::sys::signal::kill(self.container, None) == Err(Errno::ESRCH) {
+                            self.exited = Some((WaitStatus::StillAlive, now()));
+                            deadline = Some(Instant::now());
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let time = now();
+        let (sink, log) = (&mut self.sink, self.log);
+        for output in self.io.outputs.iter_mut().filter(|o| o.is_open()) {
+            output.close(&mut |stream, bytes| sink.write(stream, bytes, &time, log));
+        }
+        self.exited
+            .take()
+            .unwrap_or_else(|| (WaitStatus::StillAlive, now()))
+    }
+
+    /// After the container: reaps what is left of exec'd processes (the runtime's delete
+    /// killed them), reports their exits and sends what waits on the channels, for at
+    /// most [`DRAIN_TIMEOUT`].
+    fn finish_execs(&mut self) {
+        let deadline = Instant::now() + DRAIN_TIMEOUT;
+        let mut none = None;
+        loop {
+            self.reap(&mut none);
+            self.channels.flush();
+            self.channels.prune();
+            let pending = self.channels.list.iter().any(|c| c.has_outbox());
+            if (self.execs.is_empty() && !pending) || Instant::now() >= deadline {
+                return;
+            }
+            let mut fds = vec![PollFd::new(self.signals.as_fd(), PollFlags::POLLIN)];
+            for c in self.channels.list.iter().filter(|c| c.has_outbox()) {
+                fds.push(PollFd::new(c.fd(), PollFlags::POLLOUT));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let _ = poll(
+                &mut fds,
+                PollTimeout::try_from(left).unwrap_or(PollTimeout::MAX),
+            );
+        }
+    }
+}
+
+pub fn read_pid(path: &Path) -> std::io::Result<Pid> {
     let text = std::fs::read_to_string(path)?;
     text.trim()
         .parse::<i32>()
@@ -519,7 +707,7 @@ fn read_pid(path: &PathBuf) -> std::io::Result<Pid> {
 }
 
 /// The exit code as Docker reports it: the status, or 128 + the signal number.
-fn exit_code(status: WaitStatus) -> i32 {
+pub fn exit_code(status: WaitStatus) -> i32 {
     match status {
         WaitStatus::Exited(_, code) => code,
         WaitStatus::Signaled(_, signal, _) => 128 + signal as i32,
@@ -527,7 +715,7 @@ fn exit_code(status: WaitStatus) -> i32 {
     }
 }
 
-fn describe(status: WaitStatus) -> String {
+pub fn describe(status: WaitStatus) -> String {
     match status {
         WaitStatus::Exited(_, code) => format!("exited with status {code}"),
         WaitStatus::Signaled(_, signal, _) => format!("was killed by {signal}"),

@@ -10,6 +10,7 @@ use berth_shim::ShimConfig;
 use crate::io::RuntimeStdio;
 
 /// One container's runtime command lines.
+#[derive(Clone)]
 pub struct Runtime {
     binary: PathBuf,
     root: PathBuf,
@@ -68,6 +69,36 @@ impl Runtime {
         Ok(child.id())
     }
 
+    /// `exec --detach --pid-file <pid_file> --process <process> [--console-socket
+    /// <console>] <id>` with its own log, and `stdio` as the runtime's (and so the
+    /// process's) stdio. The child is reaped by the caller.
+    pub fn spawn_exec(
+        &self,
+        process: &Path,
+        pid_file: &Path,
+        log: &Path,
+        console: Option<&Path>,
+        stdio: RuntimeStdio,
+    ) -> std::io::Result<u32> {
+        let mut cmd = Command::new(&self.binary);
+        cmd.arg("--root")
+            .arg(&self.root)
+            .arg("--log")
+            .arg(log)
+            .args(["--log-format", "json", "exec", "--detach", "--pid-file"])
+            .arg(pid_file)
+            .arg("--process")
+            .arg(process);
+        if let Some(console) = console {
+            cmd.arg("--console-socket").arg(console);
+        }
+        cmd.arg(&self.id)
+            .stdin(stdio.stdin)
+            .stdout(stdio.stdout)
+            .stderr(stdio.stderr);
+        Ok(cmd.spawn()?.id())
+    }
+
     /// `delete --force <id>`: kills what is left in the container's cgroup and removes
     /// the runtime's state and the cgroup. Waits for it.
     pub fn delete_force(&self) -> Result<(), String> {
@@ -93,15 +124,20 @@ impl Runtime {
 
     /// The message of the last `error` line of the runtime log.
     pub fn last_error(&self) -> Option<String> {
-        let file = std::fs::File::open(&self.log).ok()?;
-        BufReader::new(file)
-            .lines()
-            .map_while(Result::ok)
-            .filter_map(|line| serde_json::from_str::<serde_json::Value>(&line).ok())
-            .filter(|v| v["level"] == "error")
-            .filter_map(|v| v["msg"].as_str().map(str::to_owned))
-            .last()
+        last_error_in(&self.log)
     }
+}
+
+/// The message of the last `error` line of a runc-style JSON log.
+pub fn last_error_in(log: &Path) -> Option<String> {
+    let file = std::fs::File::open(log).ok()?;
+    BufReader::new(file)
+        .lines()
+        .map_while(Result::ok)
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(&line).ok())
+        .filter(|v| v["level"] == "error")
+        .filter_map(|v| v["msg"].as_str().map(str::to_owned))
+        .last()
 }
 
 /// The last non-empty line of `text`, trimmed.
@@ -129,6 +165,9 @@ mod tests {
             log_max_files: 1,
             exit_file: dir.path().join("exit"),
             shim_log: dir.path().join("shim.log"),
+            tty: false,
+            stdin: false,
+            console_size: None,
         };
         let rt = Runtime::new(&config);
         assert_eq!(rt.last_error(), None);

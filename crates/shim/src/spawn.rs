@@ -1,26 +1,34 @@
 //! The engine's side of starting a shim.
 
 use std::io::{self, BufRead, BufReader};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
 use nix::fcntl::OFlag;
 
+use crate::control::CONTROL_FD;
 use crate::{Ready, ShimConfig};
 
 /// The file descriptor on which a shim writes its [`Ready`] line.
 pub const READY_FD: i32 = 3;
 
-/// Starts `shim_binary <config_path>` with a pipe on fd 3, reaps the process it started
-/// (the shim forks and that process exits at once), and returns the shim's [`Ready`] line.
+/// Starts `shim_binary <config_path>` with a pipe on fd 3 and, when given, the engine's
+/// first control channel on fd [`CONTROL_FD`]; reaps the process it started (the shim
+/// forks and that process exits at once), and returns the shim's [`Ready`] line.
 ///
 /// Safe to call from a blocking thread of a multi-threaded process: the child only
-/// `dup2`s between fork and exec. Blocks until the container has started or failed to.
-pub fn spawn(shim_binary: &Path, config_path: &Path) -> io::Result<Ready> {
+/// `fcntl`s and `dup2`s between fork and exec. Blocks until the container has started or
+/// failed to.
+pub fn spawn(
+    shim_binary: &Path,
+    config_path: &Path,
+    control: Option<OwnedFd>,
+) -> io::Result<Ready> {
     let (read_end, write_end) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
     let write_fd = write_end.as_raw_fd();
+    let control_fd = control.as_ref().map(|c| c.as_raw_fd());
     let mut command = Command::new(shim_binary);
     command
         .arg(config_path)
@@ -29,18 +37,20 @@ pub fn spawn(shim_binary: &Path, config_path: &Path) -> io::Result<Ready> {
         .stderr(Stdio::null());
     #[allow(unsafe_code)]
     // SAFETY: the closure runs between fork and exec in a possibly multi-threaded
-    // process: it only calls dup2(2) or fcntl(2), both async-signal-safe, allocates
+    // process: it only calls fcntl(2) and dup2(2), both async-signal-safe, allocates
     // nothing and takes no lock.
     unsafe {
         command.pre_exec(move || {
-            if write_fd == READY_FD {
-                // dup2 onto itself would leave close-on-exec set.
-                nix::fcntl::fcntl(
-                    write_fd,
-                    nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
-                )?;
-            } else {
-                nix::unistd::dup2(write_fd, READY_FD)?;
+            use nix::fcntl::{fcntl, FcntlArg};
+            // Move both out of the way first, so neither dup2 overwrites the other.
+            let ready = fcntl(write_fd, FcntlArg::F_DUPFD_CLOEXEC(10))?;
+            let control = control_fd
+                .map(|fd| fcntl(fd, FcntlArg::F_DUPFD_CLOEXEC(10)))
+                .transpose()?;
+            // dup2 clears close-on-exec on the copies.
+            nix::unistd::dup2(ready, READY_FD)?;
+            if let Some(fd) = control {
+                nix::unistd::dup2(fd, CONTROL_FD)?;
             }
             Ok(())
         });
@@ -48,6 +58,7 @@ pub fn spawn(shim_binary: &Path, config_path: &Path) -> io::Result<Ready> {
     let mut child = command.spawn()?;
     // Only the shim may hold the write end, or we would never see EOF.
     drop(write_end);
+    drop(control);
     let status = child.wait()?;
 
     let mut line = String::new();
@@ -101,6 +112,9 @@ mod tests {
             log_max_files: 1,
             exit_file: dir.join("exit"),
             shim_log: dir.join("shim.log"),
+            tty: false,
+            stdin: false,
+            console_size: None,
         };
         let path = dir.join("shim.json");
         std::fs::write(&path, serde_json::to_vec(&c).unwrap()).unwrap();
@@ -115,7 +129,7 @@ mod tests {
             dir.path(),
             r#"( sleep 0.2; echo '{"started":{"shim_pid":10,"container_pid":11}}' >&3 ) & exit 0"#,
         );
-        let ready = spawn(&shim, &config(dir.path())).unwrap();
+        let ready = spawn(&shim, &config(dir.path()), None).unwrap();
         assert_eq!(
             ready,
             Ready::Started {
@@ -129,7 +143,7 @@ mod tests {
     fn failures_are_reported_as_ready_lines() {
         let dir = tempfile::tempdir().unwrap();
         let shim = fake_shim(dir.path(), r#"echo '{"failed":{"message":"boom"}}' >&3"#);
-        let ready = spawn(&shim, &config(dir.path())).unwrap();
+        let ready = spawn(&shim, &config(dir.path()), None).unwrap();
         assert_eq!(
             ready,
             Ready::Failed {
@@ -142,7 +156,7 @@ mod tests {
     fn eof_without_a_line_names_the_shim_log() {
         let dir = tempfile::tempdir().unwrap();
         let shim = fake_shim(dir.path(), "exit 3");
-        let err = spawn(&shim, &config(dir.path())).unwrap_err();
+        let err = spawn(&shim, &config(dir.path()), None).unwrap_err();
         assert!(err.to_string().contains("shim.log"), "{err}");
     }
 }

@@ -147,6 +147,9 @@ impl TestContainer {
             log_max_files: spec.log_max_files,
             exit_file: dir.path().join("exit.json"),
             shim_log: dir.path().join("shim.log"),
+            tty: false,
+            stdin: false,
+            console_size: None,
         };
         let config_path = dir.path().join("shim.json");
         std::fs::write(&config_path, serde_json::to_vec(&config).unwrap()).unwrap();
@@ -158,7 +161,7 @@ impl TestContainer {
             config,
             ready: None,
         };
-        let ready = berth_shim::spawn(Path::new(SHIM), &config_path)
+        let ready = berth_shim::spawn(Path::new(SHIM), &config_path, None)
             .unwrap_or_else(|e| panic!("spawn failed: {e}; shim log: {}", container.shim_log()));
         container.ready = Some(ready);
         container
@@ -601,10 +604,13 @@ fn a_missing_runtime_is_reported_as_a_failure() {
         log_max_files: 1,
         exit_file: dir.path().join("exit.json"),
         shim_log: dir.path().join("shim.log"),
+        tty: false,
+        stdin: false,
+        console_size: None,
     };
     let path = dir.path().join("shim.json");
     std::fs::write(&path, serde_json::to_vec(&config).unwrap()).unwrap();
-    match berth_shim::spawn(Path::new(SHIM), &path).unwrap() {
+    match berth_shim::spawn(Path::new(SHIM), &path, None).unwrap() {
         Ready::Failed { message } => assert!(message.contains("no-such-runtime"), "{message}"),
         other => panic!("{other:?}"),
     }
@@ -614,7 +620,7 @@ fn a_missing_runtime_is_reported_as_a_failure() {
 fn an_unreadable_config_is_reported_as_a_failure() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("missing.json");
-    match berth_shim::spawn(Path::new(SHIM), &path).unwrap() {
+    match berth_shim::spawn(Path::new(SHIM), &path, None).unwrap() {
         Ready::Failed { message } => assert!(message.contains("missing.json"), "{message}"),
         other => panic!("{other:?}"),
     }

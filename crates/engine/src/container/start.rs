@@ -186,13 +186,16 @@ impl Engine {
                 .unwrap_or(1),
             exit_file: container.exit_file(),
             shim_log: run_dir.join("shim.log"),
+            tty: false,
+            stdin: false,
+            console_size: None,
         };
         let _ = std::fs::remove_file(container.exit_file());
         let config_path = run_dir.join("shim.json");
         crate::fsutil::write_json_atomic(&config_path, &shim_config)
             .map_err(|e| ContainerError::io("Failed to write the shim config", e))?;
         let shim_binary = self.config.shim_binary.clone();
-        let ready = tokio::task::spawn_blocking(move || shim::spawn(&shim_binary, &config_path))
+        let ready = tokio::task::spawn_blocking(move || shim::spawn(&shim_binary, &config_path, None))
             .await
             .map_err(|e| {
                 ContainerError::io("The shim start-up task failed", std::io::Error::other(e))
