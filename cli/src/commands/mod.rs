@@ -1,6 +1,7 @@
 //! The commands, with docker's names, aliases and flags. Each file holds one command or a
 //! small group; this module only routes.
 
+pub mod bench;
 pub mod container_opts;
 pub mod images;
 pub mod inspect;
@@ -68,6 +69,8 @@ pub enum Command {
     Info(system::InfoArgs),
     /// Get real time events from the server
     Events(system::EventsArgs),
+    /// Measure berth through berthd, berth --daemonless, docker and podman side by side
+    Bench(bench::BenchArgs),
     /// Manage containers
     #[command(subcommand)]
     Container(ContainerCommand),
@@ -215,6 +218,7 @@ pub async fn execute<B: Backend>(backend: &B, command: Command) -> anyhow::Resul
         Command::Version(a) => system::version(backend, a).await,
         Command::Info(a) => system::info(backend, a).await,
         Command::Events(a) => system::events(backend, a).await,
+        Command::Bench(a) => bench::bench(a).await,
         Command::Container(ContainerCommand::Prune(a)) => prune::prune(backend, a).await,
         Command::Container(_) | Command::Image(_) | Command::System(_) => {
             unreachable!("grouped commands are flattened above")

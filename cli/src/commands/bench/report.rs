@@ -1,0 +1,153 @@
+//! `results.md`: one table of every scenario's rows, engines as columns, each value with its
+//! ratio to the baseline measured in the same run; then why cells are missing and how each
+//! scenario was measured.
+
+use std::fmt::Write;
+
+use super::results::{Better, Cell, Results};
+
+/// A number as the table shows it: three significant digits or so.
+pub fn number(v: f64) -> String {
+    let a = v.abs();
+    if a >= 100.0 {
+        format!("{v:.0}")
+    } else if a >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// Footnotes: each distinct reason once, numbered in order of appearance.
+#[derive(Default)]
+struct Notes(Vec<String>);
+
+impl Notes {
+    fn mark(&mut self, reason: &str) -> usize {
+        let reason = reason.replace('\n', " / ");
+        match self.0.iter().position(|r| *r == reason) {
+            Some(i) => i + 1,
+            None => {
+                self.0.push(reason);
+                self.0.len()
+            }
+        }
+    }
+}
+
+/// The markdown document.
+pub fn markdown(r: &Results) -> String {
+    let mut out = String::new();
+    let mut notes = Notes::default();
+    let engines: Vec<&super::results::EngineReport> = r.engines.iter().collect();
+    let baseline_label = r.baseline.label();
+    let _ = writeln!(out, "# berth bench\n");
+    let _ = writeln!(
+        out,
+        "`{}`, started {}, took {:.0} s.\n",
+        r.command, r.started, r.wall_seconds
+    );
+    let _ = writeln!(out, "Machine: {}.\n", r.machine.summary());
+    let _ = writeln!(out, "Engines:\n");
+    for e in &engines {
+        let baseline = if e.id == r.baseline {
+            " (baseline)"
+        } else {
+            ""
+        };
+        let status = match (&e.reason, &e.version) {
+            (Some(reason), _) => format!("unavailable: {}", reason.replace('\n', " / ")),
+            (None, Some(v)) => format!("{}; version {v}", e.how),
+            (None, None) => e.how.clone(),
+        };
+        let _ = writeln!(out, "- **{}**{baseline}: {status}", e.label);
+    }
+    let _ = writeln!(
+        out,
+        "\nValues are medians unless the metric says otherwise; in brackets, the ratio to {baseline_label} measured in the same run (for ms and MiB lower is better, for containers/s higher).\n"
+    );
+    let _ = write!(out, "| scenario | metric | unit |");
+    for e in &engines {
+        let _ = write!(out, " {} |", e.label);
+    }
+    let _ = write!(out, "\n|---|---|---|");
+    for _ in &engines {
+        let _ = write!(out, "---:|");
+    }
+    out.push('\n');
+    for s in &r.scenarios {
+        for (k, row) in s.rows.iter().enumerate() {
+            let title = if k == 0 { s.title.as_str() } else { "" };
+            let _ = write!(out, "| {title} | {} | {} |", row.label, row.unit);
+            let base = row.cells.get(&r.baseline).and_then(Cell::value);
+            for e in &engines {
+                let text = match (row.cells.get(&e.id), &e.reason) {
+                    (Some(Cell::Measured { value, .. }), _) if value.is_finite() => {
+                        let v = if row.better == Better::Neither {
+                            format!("{value:.0}")
+                        } else {
+                            number(*value)
+                        };
+                        match (base, row.better) {
+                            (Some(b), Better::Lower | Better::Higher)
+                                if e.id != r.baseline && b > 0.0 =>
+                            {
+                                format!("{v} ({:.2}×)", value / b)
+                            }
+                            _ => v,
+                        }
+                    }
+                    (Some(Cell::Unavailable { reason }), _) => {
+                        format!("n/a [{}]", notes.mark(reason))
+                    }
+                    (_, Some(reason)) => {
+                        format!("n/a [{}]", notes.mark(&format!("{}: {reason}", e.label)))
+                    }
+                    _ => format!("n/a [{}]", notes.mark("not measured")),
+                };
+                let _ = write!(out, " {text} |");
+            }
+            out.push('\n');
+        }
+    }
+    if !notes.0.is_empty() {
+        let _ = writeln!(out, "\nWhy a value is missing:\n");
+        for (i, reason) in notes.0.iter().enumerate() {
+            let _ = writeln!(out, "{}. {reason}", i + 1);
+        }
+    }
+    let _ = writeln!(out, "\n## How it was measured\n");
+    for s in &r.scenarios {
+        let _ = writeln!(out, "- **{}** (`{}`): {}", s.title, s.id, s.method);
+    }
+    let _ = writeln!(
+        out,
+        "- CPU accounting: {}.\n- Every container: the busybox image built by scripts/make-busybox-image.sh, loaded into each engine as `{}`, `--network none`.\n- Raw samples: results.json; latency and throughput against concurrency: concurrency.svg.",
+        r.cpu_accounting,
+        super::image::TAG
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_keep_about_three_digits() {
+        assert_eq!(number(1234.4), "1234");
+        assert_eq!(number(152.6), "153");
+        assert_eq!(number(15.26), "15.3");
+        assert_eq!(number(1.526), "1.53");
+        assert_eq!(number(0.0), "0.00");
+    }
+
+    #[test]
+    fn notes_are_numbered_once_each() {
+        let mut n = Notes::default();
+        assert_eq!(n.mark("a"), 1);
+        assert_eq!(n.mark("b\nc"), 2);
+        assert_eq!(n.mark("a"), 1);
+        assert_eq!(n.0[1], "b / c");
+    }
+}
