@@ -11,7 +11,7 @@ use axum::Router;
 use engine::Engine;
 
 use crate::error::ApiError;
-use crate::handlers::{containers, images, streams, system};
+use crate::handlers::{archive, containers, images, observe, streams, system};
 
 /// The routes, as `(method, path)` pairs, for the OpenAPI consistency test.
 pub const ROUTES: &[(&str, &str)] = &[
@@ -36,6 +36,13 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/containers/{id}/unpause"),
     ("post", "/containers/{id}/update"),
     ("get", "/containers/{id}/logs"),
+    ("head", "/containers/{id}/archive"),
+    ("get", "/containers/{id}/archive"),
+    ("put", "/containers/{id}/archive"),
+    ("get", "/containers/{id}/export"),
+    ("get", "/containers/{id}/changes"),
+    ("get", "/containers/{id}/stats"),
+    ("get", "/containers/{id}/top"),
     ("delete", "/containers/{id}"),
     ("get", "/images/json"),
     ("post", "/images/load"),
@@ -69,6 +76,14 @@ pub fn app(engine: Arc<Engine>) -> Router {
         .route("/containers/{id}/unpause", post(containers::unpause))
         .route("/containers/{id}/update", post(containers::update))
         .route("/containers/{id}/logs", get(streams::logs))
+        .route(
+            "/containers/{id}/archive",
+            get(archive::get).head(archive::head).put(archive::put),
+        )
+        .route("/containers/{id}/export", get(archive::export))
+        .route("/containers/{id}/changes", get(archive::changes))
+        .route("/containers/{id}/stats", get(observe::stats))
+        .route("/containers/{id}/top", get(observe::top))
         .route(
             "/containers/{id}",
             axum::routing::delete(containers::remove),

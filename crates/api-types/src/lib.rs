@@ -11,12 +11,14 @@
 pub mod container;
 pub mod filters;
 pub mod image;
+pub mod observe;
 pub mod stdcopy;
 pub mod strslice;
 pub mod system;
 
 pub use container::*;
 pub use image::*;
+pub use observe::*;
 pub use system::*;
 
 /// The API version berth advertises and speaks.

@@ -18,6 +18,8 @@ pub enum EngineError {
     Container(#[from] ContainerError),
     #[error(transparent)]
     Image(#[from] ImageError),
+    #[error(transparent)]
+    Archive(#[from] crate::container::ArchiveError),
     #[error("Failed to open the engine's state in {path:?}: {source}")]
     Open {
         path: std::path::PathBuf,
@@ -32,6 +34,7 @@ impl EngineError {
         match self {
             Self::Container(e) => e.kind(),
             Self::Image(e) => e.kind(),
+            Self::Archive(e) => e.kind(),
             Self::Open { .. } => ErrorKind::Internal,
         }
     }

@@ -1,7 +1,9 @@
 //! Request handlers: parse, call the engine, shape the response. Nothing else.
 
+pub mod archive;
 pub mod containers;
 pub mod images;
+pub mod observe;
 pub mod streams;
 pub mod system;
 

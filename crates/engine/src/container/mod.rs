@@ -1,7 +1,11 @@
 //! Containers: their persistent record, Docker's state machine, and the operations on
 //! them (one file per verb, each an `impl Engine` block).
 
+mod archive;
+mod changes;
 mod create;
+mod extract;
+mod fsroot;
 mod logs;
 mod monitor;
 mod mounts;
@@ -12,7 +16,10 @@ mod remove;
 mod rename;
 mod restart;
 mod start;
+mod stats;
 mod stop;
+mod tarwrite;
+mod top;
 mod update;
 mod wait;
 
@@ -26,9 +33,11 @@ use tokio::sync::watch;
 
 use crate::ErrorKind;
 
+pub use archive::{ArchiveError, CopyToOptions, TarStream};
 pub use logs::{LogChunk, LogOptions, LogStream};
 pub use mounts::BindMount;
 pub use query::ListOptions;
+pub use stats::StatsOptions;
 pub use wait::WaitCondition;
 
 /// The RFC 3339 value Docker shows for a time that never happened.

@@ -1,0 +1,1105 @@
+//! Extracting a client's tar archive into a directory of a container (`PUT /archive`, what
+//! `docker cp SRC CONTAINER:DST` sends), as dockerd's `archive.Untar` would, without any way
+//! out of the container's root and with the client's appetite bounded.
+//!
+//! The container may be running and changing its files while this writes, so nothing is
+//! ever looked up by a host path: every parent directory is found by the kernel with
+//! `openat2(RESOLVE_IN_ROOT)` from the container's root descriptor (symlinks, absolute ones
+//! included, resolve as they would inside the container), the last component is created with
+//! `*at` calls that do not follow it, and metadata is set through a descriptor of the node
+//! just created (or `/proc/self/fd/N` of one, for devices and fifos) rather than its name.
+//!
+//! Docker's rules kept: entry names are cleaned and may not climb above the extraction
+//! directory; a symlink whose relative target climbs above it, or a hard link to outside it,
+//! is refused; an existing file is replaced, an existing directory merged with a directory
+//! entry; with `no_overwrite_dir_non_dir` a directory never replaces a file or the reverse;
+//! the extraction directory's own entry (`.`) is skipped; owners come from the archive (or
+//! the container's user with `copyUIDGID`); whiteout names are ordinary files here.
+//!
+//! Bounds: extension headers (long names, PAX records) over [`MAX_EXTENSION`] bytes are
+//! refused before they are read into memory ([`TarGuard`]); the archive may hold at most
+//! [`MAX_ENTRIES`] entries and no more data than the destination file system has free
+//! (keeping a twentieth of it, and of its inodes, in reserve).
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::rc::Rc;
+
+use rustix::fs::{
+    self as rfs, AtFlags, FileType, Gid, Mode, OFlags, Timespec, Timestamps, Uid, XattrFlags,
+};
+use rustix::io::Errno;
+use tar::EntryType;
+
+use super::archive::ArchiveError;
+use super::fsroot::{is_pseudo_fs, join_abs, open_dir_in};
+
+/// The most entries one upload may hold.
+pub const MAX_ENTRIES: u64 = 1 << 20;
+/// The largest GNU long name or PAX extension block accepted.
+pub const MAX_EXTENSION: u64 = 1 << 20;
+/// Bytes charged per entry for its metadata (a tar header's worth).
+const ENTRY_COST: u64 = 512;
+const PAX_XATTR_PREFIX: &[u8] = b"SCHILY.xattr.";
+const OVERLAY_XATTR_PREFIX: &[u8] = b"trusted.overlay.";
+
+/// How an upload is extracted.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ExtractOptions {
+    /// Refuse to replace a directory with a non-directory or the reverse.
+    pub no_overwrite_dir_non_dir: bool,
+    /// Owner for every entry instead of the archive's (`copyUIDGID` with a container user).
+    pub chown: Option<(u32, u32)>,
+}
+
+/// What the destination file system can still take.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Budget {
+    pub bytes: u64,
+    pub entries: u64,
+}
+
+impl Budget {
+    /// The room left on the file system of `dir`, less a reserve of a twentieth.
+    pub fn of(dir: &impl AsFd) -> io::Result<Self> {
+        let st = rfs::fstatvfs(dir)?;
+        let unit = st.f_frsize.max(1);
+        let bytes = st
+            .f_bavail
+            .saturating_mul(unit)
+            .saturating_sub(st.f_blocks.saturating_mul(unit) / 20);
+        // File systems without inode accounting (f_files 0) report no limit.
+        let entries = if st.f_files == 0 {
+            MAX_ENTRIES
+        } else {
+            st.f_favail.saturating_sub(st.f_files / 20).min(MAX_ENTRIES)
+        };
+        Ok(Self { bytes, entries })
+    }
+}
+
+/// Extracts `reader` into the directory `dest` (cleaned components, resolved) of the
+/// container whose root is `root`. Returns the number of entries written.
+pub(crate) fn extract(
+    root: &OwnedFd,
+    dest: Vec<Vec<u8>>,
+    reader: &mut dyn Read,
+    opts: ExtractOptions,
+    budget: Budget,
+) -> Result<u64, ArchiveError> {
+    let refusal = Rc::new(RefCell::new(None));
+    let mut x = Extractor {
+        root,
+        refusal: refusal.clone(),
+        dest_shown: join_abs(&dest),
+        dest,
+        opts,
+        budget,
+        used_bytes: 0,
+        entries: 0,
+        dir_times: BTreeMap::new(),
+        buf: vec![0; 128 * 1024],
+    };
+    let mut guard = TarGuard::new(reader, refusal);
+    let mut archive = tar::Archive::new(&mut guard);
+    let entries = archive.entries().map_err(|e| x.stream_error(e))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| x.stream_error(e))?;
+        x.entry(&mut entry)?;
+    }
+    x.finish()?;
+    Ok(x.entries)
+}
+
+struct Extractor<'a> {
+    root: &'a OwnedFd,
+    /// Set when [`TarGuard`] refused to read on.
+    refusal: Rc<RefCell<Option<String>>>,
+    dest: Vec<Vec<u8>>,
+    dest_shown: String,
+    opts: ExtractOptions,
+    budget: Budget,
+    used_bytes: u64,
+    entries: u64,
+    dir_times: BTreeMap<Vec<Vec<u8>>, Timestamps>,
+    buf: Vec<u8>,
+}
+
+/// The metadata of one entry.
+struct Meta {
+    uid: u32,
+    gid: u32,
+    mode: u32,
+    mtime: Timespec,
+    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Meta {
+    fn times(&self) -> Timestamps {
+        Timestamps {
+            last_access: self.mtime,
+            last_modification: self.mtime,
+        }
+    }
+}
+
+impl Extractor<'_> {
+    /// A failure while reading the archive: the guard's own refusal if it stopped the read.
+    fn stream_error(&self, e: io::Error) -> ArchiveError {
+        if let Some(message) = self.refusal.borrow().clone() {
+            return ArchiveError::TooLarge { message };
+        }
+        ArchiveError::archive(e)
+    }
+
+    fn charge(&mut self, bytes: u64) -> Result<(), ArchiveError> {
+        self.used_bytes = self.used_bytes.saturating_add(bytes);
+        if self.used_bytes > self.budget.bytes {
+            return Err(ArchiveError::TooLarge {
+                message: format!(
+                    "the archive is larger than the space left in the container's file system at {} ({} bytes)",
+                    self.dest_shown, self.budget.bytes
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    fn entry<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<(), ArchiveError> {
+        self.entries += 1;
+        if self.entries > self.budget.entries {
+            return Err(ArchiveError::TooLarge {
+                message: format!(
+                    "the archive has more entries than the container's file system at {} can take ({})",
+                    self.dest_shown, self.budget.entries
+                ),
+            });
+        }
+        self.charge(ENTRY_COST)?;
+        let kind = entry.header().entry_type();
+        if kind.is_pax_global_extensions() {
+            return Ok(());
+        }
+        let raw = entry.path_bytes().into_owned();
+        let shown = String::from_utf8_lossy(&raw).into_owned();
+        let rel = clean_relative(&raw).ok_or_else(|| ArchiveError::Breakout {
+            message: format!("{shown:?} is outside of {:?}", self.dest_shown),
+        })?;
+        let meta = self.meta(entry, &shown)?;
+        let Some((name, dir)) = rel.split_last() else {
+            // The extraction directory itself: Docker leaves it as it is.
+            return Ok(());
+        };
+        let mut parent_comps = self.dest.clone();
+        parent_comps.extend(dir.iter().cloned());
+        let parent = self.make_dirs(&parent_comps, &shown)?;
+        let mut full = parent_comps.clone();
+        full.push(name.clone());
+        let shown = join_abs(&full);
+        let name = OsStr::from_bytes(name);
+
+        let is_dir = kind.is_dir();
+        match rfs::statat(&parent, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => {
+                let existing_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
+                if self.opts.no_overwrite_dir_non_dir && existing_dir && !is_dir {
+                    return Err(ArchiveError::Conflict {
+                        message: format!(
+                            "cannot overwrite directory {shown:?} with non-directory {:?}",
+                            self.dest_shown
+                        ),
+                    });
+                }
+                if self.opts.no_overwrite_dir_non_dir && !existing_dir && is_dir {
+                    return Err(ArchiveError::Conflict {
+                        message: format!(
+                            "cannot overwrite non-directory {shown:?} with directory {:?}",
+                            self.dest_shown
+                        ),
+                    });
+                }
+                if !(existing_dir && is_dir) {
+                    remove_node(&parent, name, existing_dir).map_err(|e| io_err(&shown, e))?;
+                }
+            }
+            Err(Errno::NOENT) => {}
+            Err(e) => return Err(io_err(&shown, e)),
+        }
+
+        match kind {
+            EntryType::Directory => {
+                match rfs::mkdirat(&parent, name, Mode::from_raw_mode(0o700)) {
+                    Ok(()) | Err(Errno::EXIST) => {}
+                    Err(e) => return Err(io_err(&shown, e)),
+                }
+                let fd = rfs::openat(
+                    &parent,
+                    name,
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| io_err(&shown, e))?;
+                self.set_fd_meta(&fd, &meta, &shown)?;
+                self.dir_times.insert(full, meta.times());
+            }
+            EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+                let fd = rfs::openat(
+                    &parent,
+                    name,
+                    OFlags::WRONLY
+                        | OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
+                    Mode::from_raw_mode(0o600),
+                )
+                .map_err(|e| io_err(&shown, e))?;
+                let mut file = File::from(fd);
+                self.copy_data(entry, &mut file, &shown)?;
+                self.set_fd_meta(&file, &meta, &shown)?;
+                rfs::futimens(&file, &meta.times()).map_err(|e| io_err(&shown, e))?;
+            }
+            EntryType::Symlink => {
+                let target = entry.link_name_bytes().unwrap_or_default().into_owned();
+                if !target.starts_with(b"/") {
+                    let mut at: Vec<Vec<u8>> = dir.to_vec();
+                    if clean_onto(&mut at, &target).is_none() {
+                        return Err(ArchiveError::Breakout {
+                            message: format!(
+                                "invalid symlink {shown:?} -> {:?}",
+                                String::from_utf8_lossy(&target)
+                            ),
+                        });
+                    }
+                }
+                self.charge(target.len() as u64)?;
+                rfs::symlinkat(OsStr::from_bytes(&target), &parent, name)
+                    .map_err(|e| io_err(&shown, e))?;
+                let (uid, gid) = self.owner(&meta);
+                rfs::chownat(
+                    &parent,
+                    name,
+                    Some(Uid::from_raw(uid)),
+                    Some(Gid::from_raw(gid)),
+                    AtFlags::SYMLINK_NOFOLLOW,
+                )
+                .map_err(|e| io_err(&shown, e))?;
+                if !meta.xattrs.is_empty() {
+                    let path = format!("/proc/self/fd/{}/", parent.as_raw_fd());
+                    let mut path = path.into_bytes();
+                    path.extend_from_slice(name.as_bytes());
+                    for (key, value) in &meta.xattrs {
+                        let r = rfs::lsetxattr(
+                            OsStr::from_bytes(&path),
+                            OsStr::from_bytes(key),
+                            value,
+                            XattrFlags::empty(),
+                        );
+                        xattr_result(r, key, &shown)?;
+                    }
+                }
+                rfs::utimensat(&parent, name, &meta.times(), AtFlags::SYMLINK_NOFOLLOW)
+                    .map_err(|e| io_err(&shown, e))?;
+            }
+            EntryType::Link => {
+                let target = entry.link_name_bytes().unwrap_or_default().into_owned();
+                let breakout = || ArchiveError::Breakout {
+                    message: format!(
+                        "invalid hardlink {shown:?} -> {:?}",
+                        String::from_utf8_lossy(&target)
+                    ),
+                };
+                let target_rel = clean_relative(&target).ok_or_else(breakout)?;
+                let Some((target_name, target_dir)) = target_rel.split_last() else {
+                    return Err(breakout());
+                };
+                let mut target_parent = self.dest.clone();
+                target_parent.extend(target_dir.iter().cloned());
+                let target_parent = open_dir_in(self.root, &target_parent, OFlags::PATH)
+                    .map_err(|e| io_err(&shown, e))?;
+                rfs::linkat(
+                    &target_parent,
+                    OsStr::from_bytes(target_name),
+                    &parent,
+                    name,
+                    AtFlags::empty(),
+                )
+                .map_err(|e| io_err(&shown, e))?;
+            }
+            EntryType::Char | EntryType::Block | EntryType::Fifo => {
+                let (file_type, device) = if kind == EntryType::Fifo {
+                    (FileType::Fifo, 0)
+                } else {
+                    let h = entry.header();
+                    let major = h.device_major().ok().flatten().unwrap_or(0);
+                    let minor = h.device_minor().ok().flatten().unwrap_or(0);
+                    let t = if kind == EntryType::Char {
+                        FileType::CharacterDevice
+                    } else {
+                        FileType::BlockDevice
+                    };
+                    (t, rfs::makedev(major, minor))
+                };
+                rfs::mknodat(&parent, name, file_type, Mode::from_raw_mode(0o600), device)
+                    .map_err(|e| io_err(&shown, e))?;
+                // Set the rest through a descriptor of exactly this node: by name, a
+                // container process could have swapped it for a symlink meanwhile.
+                let fd = rfs::openat(
+                    &parent,
+                    name,
+                    OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| io_err(&shown, e))?;
+                let st = rfs::fstat(&fd).map_err(|e| io_err(&shown, e))?;
+                if FileType::from_raw_mode(st.st_mode) != file_type {
+                    return Err(io_err(&shown, Errno::AGAIN));
+                }
+                let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
+                let (uid, gid) = self.owner(&meta);
+                rfs::chown(
+                    path.as_str(),
+                    Some(Uid::from_raw(uid)),
+                    Some(Gid::from_raw(gid)),
+                )
+                .map_err(|e| io_err(&shown, e))?;
+                rfs::chmod(path.as_str(), Mode::from_raw_mode(meta.mode))
+                    .map_err(|e| io_err(&shown, e))?;
+                for (key, value) in &meta.xattrs {
+                    let r = rfs::setxattr(
+                        path.as_str(),
+                        OsStr::from_bytes(key),
+                        value,
+                        XattrFlags::empty(),
+                    );
+                    xattr_result(r, key, &shown)?;
+                }
+                rfs::utimensat(rfs::CWD, path.as_str(), &meta.times(), AtFlags::empty())
+                    .map_err(|e| io_err(&shown, e))?;
+            }
+            other => {
+                return Err(ArchiveError::Archive {
+                    message: format!("unhandled tar header type {other:?} for {shown:?}"),
+                })
+            }
+        }
+        Ok(())
+    }
+
+    fn owner(&self, meta: &Meta) -> (u32, u32) {
+        self.opts.chown.unwrap_or((meta.uid, meta.gid))
+    }
+
+    fn meta<R: Read>(
+        &self,
+        entry: &mut tar::Entry<'_, R>,
+        shown: &str,
+    ) -> Result<Meta, ArchiveError> {
+        let h = entry.header();
+        let id = |v: io::Result<u64>| -> Result<u32, ArchiveError> {
+            v.ok()
+                .and_then(|v| u32::try_from(v).ok())
+                .filter(|&v| v != u32::MAX)
+                .ok_or_else(|| ArchiveError::Archive {
+                    message: format!("the owner of {shown:?} is out of range"),
+                })
+        };
+        let uid = id(h.uid())?;
+        let gid = id(h.gid())?;
+        let mode = h.mode().map_err(ArchiveError::archive)? & 0o7777;
+        let secs = h.mtime().map_err(ArchiveError::archive)?;
+        let mut meta = Meta {
+            uid,
+            gid,
+            mode,
+            mtime: Timespec {
+                tv_sec: i64::try_from(secs).unwrap_or(i64::MAX),
+                tv_nsec: 0,
+            },
+            xattrs: Vec::new(),
+        };
+        if let Some(extensions) = entry.pax_extensions().map_err(ArchiveError::archive)? {
+            for ext in extensions {
+                let ext = ext.map_err(ArchiveError::archive)?;
+                if let Some(name) = ext.key_bytes().strip_prefix(PAX_XATTR_PREFIX) {
+                    // overlayfs's own attributes would change how the layers merge.
+                    if !name.starts_with(OVERLAY_XATTR_PREFIX) {
+                        meta.xattrs
+                            .push((name.to_vec(), ext.value_bytes().to_vec()));
+                    }
+                }
+            }
+        }
+        Ok(meta)
+    }
+
+    /// Owner, then mode (a chown clears setuid), then xattrs of a file or directory.
+    fn set_fd_meta(&self, fd: &impl AsFd, meta: &Meta, shown: &str) -> Result<(), ArchiveError> {
+        let (uid, gid) = self.owner(meta);
+        rfs::fchown(fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
+            .map_err(|e| io_err(shown, e))?;
+        rfs::fchmod(fd, Mode::from_raw_mode(meta.mode)).map_err(|e| io_err(shown, e))?;
+        for (key, value) in &meta.xattrs {
+            let r = rfs::fsetxattr(fd, OsStr::from_bytes(key), value, XattrFlags::empty());
+            xattr_result(r, key, shown)?;
+        }
+        Ok(())
+    }
+
+    fn copy_data(
+        &mut self,
+        from: &mut dyn Read,
+        to: &mut File,
+        shown: &str,
+    ) -> Result<(), ArchiveError> {
+        loop {
+            let n = match from.read(&mut self.buf) {
+                Ok(0) => return Ok(()),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(self.stream_error(e)),
+            };
+            self.charge(n as u64)?;
+            to.write_all(&self.buf[..n]).map_err(|e| ArchiveError::Io {
+                context: format!("cannot write {shown:?}"),
+                source: e,
+            })?;
+        }
+    }
+
+    /// Opens the directory `comps` (inside the root), creating what is missing of it as
+    /// Docker does (mode 0755, owned by root). Refuses kernel file systems.
+    fn make_dirs(&self, comps: &[Vec<u8>], shown: &str) -> Result<OwnedFd, ArchiveError> {
+        let fd = match open_dir_in(self.root, comps, OFlags::PATH) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => {
+                let mut fd =
+                    open_dir_in(self.root, &[], OFlags::PATH).map_err(|e| io_err(shown, e))?;
+                for i in 0..comps.len() {
+                    fd = match open_dir_in(self.root, &comps[..=i], OFlags::PATH) {
+                        Ok(next) => next,
+                        Err(Errno::NOENT) => {
+                            self.refuse_pseudo(&fd, &comps[..i])?;
+                            let name = OsStr::from_bytes(&comps[i]);
+                            match rfs::mkdirat(&fd, name, Mode::from_raw_mode(0o755)) {
+                                Ok(()) => {}
+                                // It exists yet does not resolve: a dangling symlink.
+                                Err(e) => return Err(io_err(&join_abs(&comps[..=i]), e)),
+                            }
+                            let dir = rfs::openat(
+                                &fd,
+                                name,
+                                OFlags::RDONLY
+                                    | OFlags::DIRECTORY
+                                    | OFlags::NOFOLLOW
+                                    | OFlags::CLOEXEC,
+                                Mode::empty(),
+                            )
+                            .map_err(|e| io_err(shown, e))?;
+                            rfs::fchmod(&dir, Mode::from_raw_mode(0o755))
+                                .map_err(|e| io_err(shown, e))?;
+                            dir
+                        }
+                        Err(e) => return Err(io_err(&join_abs(&comps[..=i]), e)),
+                    };
+                }
+                fd
+            }
+            Err(e) => return Err(io_err(&join_abs(comps), e)),
+        };
+        self.refuse_pseudo(&fd, comps)?;
+        Ok(fd)
+    }
+
+    fn refuse_pseudo(&self, fd: &OwnedFd, comps: &[Vec<u8>]) -> Result<(), ArchiveError> {
+        if is_pseudo_fs(fd) {
+            return Err(ArchiveError::PseudoFs {
+                path: join_abs(comps),
+            });
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), ArchiveError> {
+        let dirs: Vec<_> = std::mem::take(&mut self.dir_times).into_iter().collect();
+        for (comps, times) in dirs.into_iter().rev() {
+            let Some((name, dir)) = comps.split_last() else {
+                continue;
+            };
+            let r = open_dir_in(self.root, dir, OFlags::PATH).and_then(|parent| {
+                rfs::utimensat(
+                    &parent,
+                    OsStr::from_bytes(name),
+                    &times,
+                    AtFlags::SYMLINK_NOFOLLOW,
+                )
+            });
+            match r {
+                // Replaced by a later entry, or by the container meanwhile.
+                Ok(()) | Err(Errno::NOENT) | Err(Errno::NOTDIR) | Err(Errno::LOOP) => {}
+                Err(e) => return Err(io_err(&join_abs(&comps), e)),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Removes whatever is at `parent/name`, never following a symlink.
+fn remove_node(parent: &OwnedFd, name: &OsStr, is_dir: bool) -> rustix::io::Result<()> {
+    if !is_dir {
+        return rfs::unlinkat(parent, name, AtFlags::empty());
+    }
+    let dir = rfs::openat(
+        parent,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let mut children = Vec::new();
+    for entry in rfs::Dir::read_from(&dir)? {
+        let entry = entry?;
+        let child = entry.file_name().to_bytes();
+        if child != b"." && child != b".." {
+            children.push(child.to_vec());
+        }
+    }
+    for child in children {
+        let child = OsStr::from_bytes(&child);
+        let st = rfs::statat(&dir, child, AtFlags::SYMLINK_NOFOLLOW)?;
+        remove_node(
+            &dir,
+            child,
+            FileType::from_raw_mode(st.st_mode) == FileType::Directory,
+        )?;
+    }
+    rfs::unlinkat(parent, name, AtFlags::REMOVEDIR)
+}
+
+/// Cleans a relative archive name; `None` when it climbs above its directory.
+pub(crate) fn clean_relative(raw: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    clean_onto(&mut out, raw)?;
+    Some(out)
+}
+
+/// Applies the components of `raw` to `base` lexically; `None` when it climbs above `base`'s
+/// starting point.
+fn clean_onto(base: &mut Vec<Vec<u8>>, raw: &[u8]) -> Option<()> {
+    for comp in raw.split(|&b| b == b'/') {
+        match comp {
+            b"" | b"." => {}
+            b".." => {
+                base.pop()?;
+            }
+            c => base.push(c.to_vec()),
+        }
+    }
+    Some(())
+}
+
+/// Like dockerd, an xattr the file system or the kernel refuses is a warning, not a failure.
+fn xattr_result(r: rustix::io::Result<()>, key: &[u8], shown: &str) -> Result<(), ArchiveError> {
+    match r {
+        Ok(()) => Ok(()),
+        Err(e @ (Errno::NOTSUP | Errno::PERM)) => {
+            tracing::warn!(
+                path = shown,
+                xattr = %String::from_utf8_lossy(key),
+                error = %e,
+                "ignoring an xattr the file system does not take"
+            );
+            Ok(())
+        }
+        Err(e) => Err(io_err(shown, e)),
+    }
+}
+
+fn io_err(shown: &str, e: Errno) -> ArchiveError {
+    ArchiveError::Io {
+        context: format!("cannot extract {shown:?}"),
+        source: e.into(),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Header,
+    SparseExtension,
+    Data,
+    End,
+}
+
+/// Watches the tar stream as the `tar` crate reads it and refuses extension members (GNU
+/// long names and link names, PAX records) larger than [`MAX_EXTENSION`] before the crate
+/// reads them into memory, which it would do whatever their size.
+///
+/// It follows the archive's layout exactly as the crate does: headers are 512-byte blocks,
+/// data is rounded up to blocks, a PAX `size` record sizes the next member, GNU sparse
+/// headers may be followed by extension blocks, and a zero block ends the archive.
+struct TarGuard<'r> {
+    inner: &'r mut dyn Read,
+    phase: Phase,
+    block: [u8; 512],
+    filled: usize,
+    data_left: u64,
+    pax: Option<Vec<u8>>,
+    pax_left: u64,
+    next_size: Option<u64>,
+    refusal: Rc<RefCell<Option<String>>>,
+}
+
+impl<'r> TarGuard<'r> {
+    fn new(inner: &'r mut dyn Read, refusal: Rc<RefCell<Option<String>>>) -> Self {
+        Self {
+            inner,
+            phase: Phase::Header,
+            block: [0; 512],
+            filled: 0,
+            data_left: 0,
+            pax: None,
+            pax_left: 0,
+            next_size: None,
+            refusal,
+        }
+    }
+
+    fn observe(&mut self, mut bytes: &[u8]) -> Result<(), String> {
+        while !bytes.is_empty() {
+            match self.phase {
+                Phase::End => return Ok(()),
+                Phase::Header | Phase::SparseExtension => {
+                    let n = (512 - self.filled).min(bytes.len());
+                    self.block[self.filled..self.filled + n].copy_from_slice(&bytes[..n]);
+                    self.filled += n;
+                    bytes = &bytes[n..];
+                    if self.filled == 512 {
+                        self.filled = 0;
+                        if self.phase == Phase::Header {
+                            self.header()?;
+                        } else if self.block[504] == 0 {
+                            self.phase = self.after_header();
+                        }
+                    }
+                }
+                Phase::Data => {
+                    let n = (self.data_left.min(bytes.len() as u64)) as usize;
+                    if let Some(pax) = self.pax.as_mut() {
+                        let keep = (self.pax_left.min(n as u64)) as usize;
+                        pax.extend_from_slice(&bytes[..keep]);
+                        self.pax_left -= keep as u64;
+                    }
+                    self.data_left -= n as u64;
+                    bytes = &bytes[n..];
+                    if self.data_left == 0 {
+                        self.end_of_data();
+                        self.phase = Phase::Header;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn after_header(&self) -> Phase {
+        if self.data_left == 0 {
+            Phase::Header
+        } else {
+            Phase::Data
+        }
+    }
+
+    fn end_of_data(&mut self) {
+        if let Some(pax) = self.pax.take() {
+            self.next_size = tar_pax_size(&pax);
+        }
+    }
+
+    fn header(&mut self) -> Result<(), String> {
+        let h = self.block;
+        if h.iter().all(|&b| b == 0) {
+            self.phase = Phase::End;
+            return Ok(());
+        }
+        let magic = &h[257..265];
+        let recognized = magic == b"ustar\x0000" || magic == b"ustar  \x00";
+        let kind = h[156];
+        let Ok(mut size) = parse_numeric(&h[124..136]) else {
+            // The tar crate fails on this header too; nothing more to watch.
+            self.phase = Phase::End;
+            return Ok(());
+        };
+        let extension = recognized && matches!(kind, b'L' | b'K' | b'x' | b'g');
+        if extension {
+            if size > MAX_EXTENSION {
+                return Err(format!(
+                    "a tar extension header of {size} bytes is larger than the {MAX_EXTENSION} bytes accepted"
+                ));
+            }
+            if kind == b'x' {
+                self.pax = Some(Vec::with_capacity(size as usize));
+                self.pax_left = size;
+            }
+        } else if let Some(s) = self.next_size.take() {
+            size = s;
+        }
+        if !extension {
+            self.next_size = None;
+        }
+        self.data_left = size
+            .checked_add(511)
+            .ok_or_else(|| "tar entry size overflow".to_string())?
+            & !511;
+        if kind == b'S' && magic == b"ustar  \x00" && h[482] != 0 {
+            self.phase = Phase::SparseExtension;
+        } else {
+            self.phase = self.after_header();
+            if self.phase == Phase::Header {
+                self.end_of_data();
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Read for TarGuard<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Err(message) = self.observe(&buf[..n]) {
+            *self.refusal.borrow_mut() = Some(message.clone());
+            return Err(io::Error::other(message));
+        }
+        Ok(n)
+    }
+}
+
+/// A tar number field: octal text, or base-256 when the high bit is set (as the tar crate
+/// reads it).
+fn parse_numeric(field: &[u8]) -> io::Result<u64> {
+    if field[0] & 0x80 != 0 {
+        let mut v: u64 = 0;
+        let skip = if field.len() == 8 {
+            v = (field[0] ^ 0x80) as u64;
+            1
+        } else {
+            field.len() - 8
+        };
+        for &b in &field[skip..] {
+            v = (v << 8) | b as u64;
+        }
+        return Ok(v);
+    }
+    let end = field.iter().position(|&b| b == 0).unwrap_or(field.len());
+    let text = std::str::from_utf8(&field[..end])
+        .map_err(|_| io::Error::other("numeric field did not have utf-8 text"))?;
+    u64::from_str_radix(text.trim(), 8)
+        .map_err(|_| io::Error::other(format!("numeric field was not a number: {text}")))
+}
+
+/// The `size` record of a PAX extension block, as the tar crate finds it (the first one).
+fn tar_pax_size(block: &[u8]) -> Option<u64> {
+    let mut rest = block;
+    while !rest.is_empty() {
+        let space = rest.iter().position(|&b| b == b' ')?;
+        let len: usize = std::str::from_utf8(&rest[..space]).ok()?.parse().ok()?;
+        if len > rest.len() || len <= space + 1 {
+            return None;
+        }
+        let record = &rest[space + 1..len];
+        let record = record.strip_suffix(b"\n").unwrap_or(record);
+        if let Some(value) = record.strip_prefix(b"size=") {
+            return std::str::from_utf8(value).ok()?.parse().ok();
+        }
+        rest = &rest[len..];
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_may_not_climb_out() {
+        assert_eq!(
+            clean_relative(b"./a//b/../c"),
+            Some(vec![b"a".to_vec(), b"c".to_vec()])
+        );
+        assert_eq!(clean_relative(b"../../etc/passwd"), None);
+        assert_eq!(clean_relative(b"a/../../x"), None);
+        assert_eq!(
+            clean_relative(b"/abs/x"),
+            Some(vec![b"abs".to_vec(), b"x".to_vec()])
+        );
+        assert_eq!(clean_relative(b"./"), Some(vec![]));
+    }
+
+    #[test]
+    fn pax_sizes_and_numbers_parse() {
+        assert_eq!(
+            tar_pax_size(b"20 path=aaaaaaaaaaa\n15 size=123456\n"),
+            Some(123456)
+        );
+        assert_eq!(tar_pax_size(b"12 path=abc\n"), None);
+        assert_eq!(parse_numeric(b"00000001750\0").unwrap(), 0o1750);
+        let mut b256 = [0u8; 12];
+        b256[0] = 0x80;
+        b256[11] = 7;
+        assert_eq!(parse_numeric(&b256).unwrap(), 7);
+    }
+
+    use crate::image::unpack::tests::TarMaker;
+    use std::fs;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::path::{Path, PathBuf};
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        root: PathBuf,
+        outside: PathBuf,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        let outside = dir.path().join("outside");
+        fs::create_dir_all(root.join("tmp")).unwrap();
+        fs::create_dir_all(root.join("etc")).unwrap();
+        fs::create_dir_all(&outside).unwrap();
+        fs::write(outside.join("secret"), "host").unwrap();
+        Fixture {
+            _dir: dir,
+            root,
+            outside,
+        }
+    }
+
+    const PLENTY: Budget = Budget {
+        bytes: 1 << 30,
+        entries: 1000,
+    };
+
+    impl Fixture {
+        fn extract_with(
+            &self,
+            dest: &str,
+            tar: &[u8],
+            opts: ExtractOptions,
+            budget: Budget,
+        ) -> Result<u64, ArchiveError> {
+            let root = rfs::open(
+                &self.root,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .unwrap();
+            let dest = super::super::fsroot::clean_components(dest.as_bytes());
+            extract(&root, dest, &mut &tar[..], opts, budget)
+        }
+
+        fn extract(&self, dest: &str, tar: &[u8]) -> Result<u64, ArchiveError> {
+            self.extract_with(dest, tar, ExtractOptions::default(), PLENTY)
+        }
+
+        fn outside_untouched(&self) {
+            let names: Vec<_> = fs::read_dir(&self.outside)
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            assert_eq!(names, ["secret"]);
+            assert_eq!(
+                fs::read_to_string(self.outside.join("secret")).unwrap(),
+                "host"
+            );
+        }
+    }
+
+    #[test]
+    fn files_directories_and_links_arrive_with_their_owners() {
+        let f = fixture();
+        let mut h = TarMaker::header(EntryType::Regular, "d/owned", 0o4750);
+        h.set_uid(1234);
+        h.set_gid(5678);
+        let tar = TarMaker::default()
+            .dir("d/")
+            .raw(h, b"data")
+            .symlink("d/s", "/etc/passwd")
+            .hardlink("d/h", "d/owned")
+            .file("./x", b"x")
+            .finish();
+        assert_eq!(f.extract("/tmp", &tar).unwrap(), 5);
+        let m = fs::metadata(f.root.join("tmp/d/owned")).unwrap();
+        assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (1234, 5678, 0o4750));
+        assert_eq!(fs::read(f.root.join("tmp/d/owned")).unwrap(), b"data");
+        assert_eq!(m.nlink(), 2);
+        assert_eq!(
+            fs::read_link(f.root.join("tmp/d/s")).unwrap(),
+            Path::new("/etc/passwd")
+        );
+        assert_eq!(fs::read(f.root.join("tmp/x")).unwrap(), b"x");
+        // With the container's user, everything is that user's.
+        let opts = ExtractOptions {
+            chown: Some((7, 8)),
+            ..Default::default()
+        };
+        f.extract_with("/tmp", &tar, opts, PLENTY).unwrap();
+        let m = fs::symlink_metadata(f.root.join("tmp/d/s")).unwrap();
+        assert_eq!((m.uid(), m.gid()), (7, 8));
+    }
+
+    #[test]
+    fn nothing_leaves_the_root() {
+        let f = fixture();
+        let outside = f.outside.display().to_string();
+        std::os::unix::fs::symlink("/", f.root.join("hostroot")).unwrap();
+        std::os::unix::fs::symlink(&outside, f.root.join("out")).unwrap();
+        std::os::unix::fs::symlink("../../../../../..", f.root.join("tmp/up")).unwrap();
+        // Through the container's own symlinks: its root, never the host's.
+        let tar = TarMaker::default()
+            .file("hostroot/etc/shadow", b"mine")
+            .file("up/etc/passwd", b"mine too")
+            .finish();
+        f.extract("/", &tar).unwrap();
+        f.extract("/tmp", &tar).unwrap();
+        assert_eq!(fs::read(f.root.join("etc/shadow")).unwrap(), b"mine");
+        assert_eq!(fs::read(f.root.join("etc/passwd")).unwrap(), b"mine too");
+        // The destination itself through a symlink to the host's directory: the container's
+        // directory of that name (which does not exist).
+        let tar = TarMaker::default().file("secret", b"pwned").finish();
+        assert!(matches!(
+            f.extract("/out", &tar),
+            Err(ArchiveError::Io { .. })
+        ));
+        // Into a directory the entry names climb out of.
+        for name in ["../x", "a/../../x", "../../../../../../etc/x"] {
+            let tar = TarMaker::default().file(name, b"pwned").finish();
+            let err = f.extract("/tmp", &tar).unwrap_err();
+            assert!(
+                matches!(err, ArchiveError::Breakout { .. }),
+                "{name}: {err}"
+            );
+        }
+        let tar = TarMaker::default().symlink("l", "../../x").finish();
+        let err = f.extract("/tmp", &tar).unwrap_err();
+        assert!(err.to_string().starts_with("invalid symlink"), "{err}");
+        let tar = TarMaker::default().hardlink("l", "../etc/passwd").finish();
+        let err = f.extract("/tmp", &tar).unwrap_err();
+        assert!(err.to_string().starts_with("invalid hardlink"), "{err}");
+        // A symlink made by the archive, then a file through it: stays inside.
+        let tar = TarMaker::default()
+            .symlink("o", &outside)
+            .file("o/secret", b"pwned")
+            .finish();
+        assert!(f.extract("/tmp", &tar).is_err());
+        f.outside_untouched();
+    }
+
+    #[test]
+    fn directories_and_files_do_not_replace_each_other_when_asked() {
+        let f = fixture();
+        fs::create_dir_all(f.root.join("tmp/d")).unwrap();
+        fs::write(f.root.join("tmp/file"), "old").unwrap();
+        let opts = ExtractOptions {
+            no_overwrite_dir_non_dir: true,
+            ..Default::default()
+        };
+        let tar = TarMaker::default().file("d", b"x").finish();
+        let err = f.extract_with("/tmp", &tar, opts, PLENTY).unwrap_err();
+        assert!(
+            err.to_string().contains("cannot overwrite directory"),
+            "{err}"
+        );
+        let tar = TarMaker::default().dir("file").finish();
+        let err = f.extract_with("/tmp", &tar, opts, PLENTY).unwrap_err();
+        assert!(
+            err.to_string().contains("cannot overwrite non-directory"),
+            "{err}"
+        );
+        // Without the option a file replaces a directory, and a file another file.
+        let tar = TarMaker::default()
+            .file("d", b"x")
+            .file("file", b"new")
+            .finish();
+        f.extract("/tmp", &tar).unwrap();
+        assert_eq!(fs::read(f.root.join("tmp/d")).unwrap(), b"x");
+        assert_eq!(fs::read(f.root.join("tmp/file")).unwrap(), b"new");
+        // The extraction directory's own entry leaves it as it was.
+        fs::set_permissions(f.root.join("tmp"), fs::Permissions::from_mode(0o1777)).unwrap();
+        let root_entry = TarMaker::header(EntryType::Directory, "./", 0o700);
+        let tar = TarMaker::default().raw(root_entry, b"").finish();
+        f.extract("/tmp", &tar).unwrap();
+        assert_eq!(
+            fs::metadata(f.root.join("tmp")).unwrap().mode() & 0o7777,
+            0o1777
+        );
+    }
+
+    #[test]
+    fn bombs_are_refused() {
+        let f = fixture();
+        let tar = TarMaker::default().file("big", &[7u8; 4096]).finish();
+        let small = Budget {
+            bytes: 2048,
+            entries: 100,
+        };
+        let err = f
+            .extract_with("/tmp", &tar, ExtractOptions::default(), small)
+            .unwrap_err();
+        assert!(matches!(err, ArchiveError::TooLarge { .. }), "{err}");
+        let mut many = TarMaker::default();
+        for i in 0..20 {
+            many.file(&format!("f{i}"), b"");
+        }
+        let few = Budget {
+            bytes: 1 << 20,
+            entries: 10,
+        };
+        let err = f
+            .extract_with("/tmp", &many.finish(), ExtractOptions::default(), few)
+            .unwrap_err();
+        assert!(err.to_string().contains("more entries"), "{err}");
+        // A long-name member claiming 8 GiB is refused from its header, before any read.
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(EntryType::GNULongName);
+        h.as_old_mut().name[..13].copy_from_slice(b"././@LongLink");
+        h.set_size(8 << 30);
+        h.set_cksum();
+        let mut bomb = h.as_bytes().to_vec();
+        bomb.extend(std::iter::repeat_n(b'a', 4096));
+        let err = f.extract("/tmp", &bomb).unwrap_err();
+        assert!(matches!(err, ArchiveError::TooLarge { .. }), "{err}");
+        // Garbage is an archive error.
+        let err = f.extract("/tmp", &[9u8; 1024]).unwrap_err();
+        assert!(matches!(err, ArchiveError::Archive { .. }), "{err}");
+        assert_eq!(err.kind(), crate::ErrorKind::InvalidArgument);
+    }
+
+    #[test]
+    fn the_guard_follows_pax_sizes() {
+        // A PAX size record larger than the header's: the guard must skip the right amount
+        // of data and still see the long name that follows.
+        let mut t = TarMaker::default();
+        t.pax(&[("size", b"1024")]);
+        let mut h = TarMaker::header(EntryType::Regular, "f", 0o644);
+        h.set_size(0);
+        h.set_cksum();
+        let mut bytes = t.finish();
+        bytes.truncate(bytes.len() - 1024); // drop the end-of-archive blocks
+        bytes.extend_from_slice(h.as_bytes());
+        bytes.extend(std::iter::repeat_n(0u8, 1024));
+        let mut long = tar::Header::new_gnu();
+        long.set_entry_type(EntryType::GNULongName);
+        long.as_old_mut().name[..13].copy_from_slice(b"././@LongLink");
+        long.set_size(MAX_EXTENSION + 1);
+        long.set_cksum();
+        bytes.extend_from_slice(long.as_bytes());
+        let f = fixture();
+        let err = f.extract("/tmp", &bytes).unwrap_err();
+        assert!(matches!(err, ArchiveError::TooLarge { .. }), "{err}");
+        assert_eq!(fs::metadata(f.root.join("tmp/f")).unwrap().len(), 1024);
+    }
+}
