@@ -32,7 +32,7 @@ use self::accounting::Accounting;
 use self::command::{is_interrupted, Cancel};
 use self::engine::{Engine, EngineId, Setup};
 use self::progress::Progress;
-use self::results::{EngineReport, Results};
+use self::results::{Cell, EngineReport, Results};
 use self::scenarios::Ctx;
 use crate::exit::StatusError;
 
@@ -398,6 +398,16 @@ fn run(args: BenchArgs, cancel: Cancel) -> Result<()> {
         Ok(()) => {}
     }
 
+    // An engine that could not be used is missing from every row, with its reason.
+    for row in measured.iter_mut().flat_map(|s| s.rows.iter_mut()) {
+        for e in &engine_reports {
+            if let (false, Some(reason)) = (e.available, &e.reason) {
+                row.cells
+                    .entry(e.id)
+                    .or_insert_with(|| Cell::unavailable(format!("{}: {reason}", e.label)));
+            }
+        }
+    }
     let command = std::iter::once("berth".to_string())
         .chain(std::env::args().skip(1))
         .collect::<Vec<_>>()
