@@ -237,3 +237,33 @@ fn bind_mounts_read_write_and_read_only() {
     assert_eq!(out.status.code(), Some(125));
     assert!(text(&out.stderr).contains("bind source path does not exist"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn healthchecks_report_status_and_events() {
+    let d = Daemon::start();
+    let since = format!(
+        "{:.3}",
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64() - 1.0
+    );
+    ok(&d.docker(&[
+        "run", "-d", "--name", "doc", "--health-cmd", "test -f /tmp/ok", "--health-interval", "200ms",
+        "--health-retries", "2", "busybox", "sh", "-c", "sleep 1.5; touch /tmp/ok; exec sleep 300",
+    ]));
+    assert_eq!(inspect(&d, "doc", "{{.State.Health.Status}}"), "starting");
+    wait_until("unhealthy", || inspect(&d, "doc", "{{.State.Health.Status}}") == "unhealthy");
+    wait_until("healthy", || inspect(&d, "doc", "{{.State.Health.Status}}") == "healthy");
+    assert!(ok(&d.docker(&["ps", "--format", "{{.Status}}"])).contains("(healthy)"));
+    assert_eq!(ok(&d.docker(&["ps", "-q", "--filter", "health=healthy"])).lines().count(), 1);
+    let log = inspect(&d, "doc", "{{range .State.Health.Log}}{{.ExitCode}} {{end}}");
+    assert!(log.ends_with("0"), "{log}");
+    let until = format!(
+        "{:.3}",
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64()
+    );
+    let events = ok(&d.docker(&["events", "--since", &since, "--until", &until, "--filter", "container=doc", "--format", "{{.Action}}"]));
+    let health: Vec<&str> = events.lines().filter(|l| l.starts_with("health_status")).collect();
+    assert_eq!(health, ["health_status: unhealthy", "health_status: healthy"], "{events}");
+    // --no-healthcheck turns an image's check off.
+    ok(&d.docker(&["run", "-d", "--name", "quiet", "--no-healthcheck", "busybox", "sleep", "300"]));
+    assert!(!inspect(&d, "quiet", "{{json .State}}").contains("Health"));
+}
