@@ -32,3 +32,17 @@ fn docker_py_basics() {
     run_script(&d, "basics.py");
     assert!(d.container_ids().is_empty());
 }
+
+#[test]
+fn docker_py_archive_export_and_diff() {
+    let d = Daemon::start();
+    run_script(&d, "archive.py");
+    assert!(d.container_ids().is_empty());
+}
+
+#[test]
+fn docker_py_stats_and_top() {
+    let d = Daemon::start();
+    run_script(&d, "observe.py");
+    assert!(d.container_ids().is_empty());
+}

@@ -401,18 +401,31 @@ impl Extractor<'_> {
         shown: &str,
     ) -> Result<Meta, ArchiveError> {
         let h = entry.header();
-        let id = |v: io::Result<u64>| -> Result<u32, ArchiveError> {
-            v.ok()
-                .and_then(|v| u32::try_from(v).ok())
-                .filter(|&v| v != u32::MAX)
-                .ok_or_else(|| ArchiveError::Archive {
-                    message: format!("the owner of {shown:?} is out of range"),
-                })
+        // An empty field is 0, as Go's archive/tar reads it (the tar crate refuses it).
+        let id = |v: io::Result<u64>, raw: &[u8]| -> Result<u32, ArchiveError> {
+            let blank = raw.iter().all(|&b| b == 0 || b == b' ');
+            match v {
+                Err(_) if blank => Ok(0),
+                v => v
+                    .ok()
+                    .and_then(|v| u32::try_from(v).ok())
+                    .filter(|&v| v != u32::MAX)
+                    .ok_or_else(|| ArchiveError::Archive {
+                        message: format!("the owner of {shown:?} is out of range"),
+                    }),
+            }
         };
-        let uid = id(h.uid())?;
-        let gid = id(h.gid())?;
-        let mode = h.mode().map_err(ArchiveError::archive)? & 0o7777;
-        let secs = h.mtime().map_err(ArchiveError::archive)?;
+        let uid = id(h.uid(), &h.as_old().uid)?;
+        let gid = id(h.gid(), &h.as_old().gid)?;
+        let blank = |raw: &[u8]| raw.iter().all(|&b| b == 0 || b == b' ');
+        let mode = match h.mode() {
+            Err(_) if blank(&h.as_old().mode) => 0,
+            m => m.map_err(ArchiveError::archive)? & 0o7777,
+        };
+        let secs = match h.mtime() {
+            Err(_) if blank(&h.as_old().mtime) => 0,
+            t => t.map_err(ArchiveError::archive)?,
+        };
         let mut meta = Meta {
             uid,
             gid,
