@@ -11,9 +11,11 @@ mod template;
 mod units;
 
 use std::io::Write;
+use std::path::PathBuf;
 
 use clap::{ArgAction, CommandFactory, Parser};
 
+use crate::backend::engine::EngineBackend;
 use crate::backend::http::{HttpBackend, DEFAULT_HOST};
 use crate::commands::Command;
 
@@ -37,8 +39,14 @@ struct Cli {
     )]
     log_level: String,
     /// Run the engine inside this process instead of talking to berthd
-    #[arg(long)]
+    #[arg(long, env = "BERTH_DAEMONLESS")]
     daemonless: bool,
+    /// With --daemonless: root of persistent state (berthd's --data-root)
+    #[arg(long, value_name = "string", requires = "daemonless")]
+    data_root: Option<PathBuf>,
+    /// With --daemonless: root of run-time state (berthd's --exec-root)
+    #[arg(long, value_name = "string", requires = "daemonless")]
+    exec_root: Option<PathBuf>,
     /// Print version information and quit
     #[arg(short = 'v', long = "version", action = ArgAction::SetTrue)]
     version: bool,
@@ -82,10 +90,6 @@ fn run(cli: Cli) -> i32 {
         let _ = Cli::command().print_help();
         return 0;
     };
-    if cli.daemonless {
-        eprintln!("berth: --daemonless is not yet supported");
-        return 1;
-    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -98,6 +102,17 @@ fn run(cli: Cli) -> i32 {
         }
     };
     let result = runtime.block_on(async {
+        if cli.daemonless {
+            daemonless_logging(&cli.log_level);
+            let data_root = cli
+                .data_root
+                .unwrap_or_else(|| PathBuf::from(engine::config::DEFAULT_DATA_ROOT));
+            let exec_root = cli
+                .exec_root
+                .unwrap_or_else(|| PathBuf::from(engine::config::DEFAULT_EXEC_ROOT));
+            let backend = EngineBackend::open(&data_root, &exec_root).await?;
+            return commands::execute(&backend, command).await;
+        }
         let backend = HttpBackend::new(&cli.host)?;
         commands::execute(&backend, command).await
     });
@@ -114,6 +129,22 @@ fn run(cli: Cli) -> i32 {
             code
         }
     }
+}
+
+/// The engine's own messages in daemonless mode, on stderr: warnings and errors (what berthd
+/// would log), everything with `--log-level debug`.
+fn daemonless_logging(level: &str) {
+    let filter = match level {
+        "debug" | "trace" => level,
+        "error" | "fatal" | "panic" => "error",
+        _ => "warn",
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .without_time()
+        .with_target(false)
+        .try_init();
 }
 
 fn main() {

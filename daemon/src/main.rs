@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use berthd::peer::PeerCred;
 use clap::Parser;
+use engine::lock::{LockError, RootLock};
 use engine::{Engine, EngineConfig};
 use tokio::net::UnixListener;
 
@@ -67,26 +68,19 @@ async fn serve(args: Args) -> Result<()> {
     std::fs::create_dir_all(&args.data_root)
         .with_context(|| format!("cannot create {}", args.data_root.display()))?;
 
-    // The data root belongs to one daemon at a time.
-    let lock_path = args.data_root.join("berthd.lock");
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .with_context(|| format!("cannot open {}", lock_path.display()))?;
-    if lock.try_lock().is_err() {
-        let holder = std::fs::read_to_string(&args.pidfile).unwrap_or_default();
-        bail!(
-            "the data root {} is in use by another berthd (pid {}); stop it first",
-            args.data_root.display(),
-            holder.trim()
-        );
-    }
-    std::fs::write(
-        &lock_path,
-        format!("{}\n{}\n", std::process::id(), socket.display()),
-    )?;
+    // The data root belongs to one daemon, or to daemonless commands, at a time.
+    let lock = match RootLock::daemon(
+        &args.data_root,
+        &socket.display().to_string(),
+        engine::lock::DAEMON_WAIT,
+    ) {
+        Ok(lock) => lock,
+        Err(LockError::OwnedByDaemon { root, pid, socket }) => bail!(
+            "the data root {} is in use by another berthd (pid {pid}, {socket}); stop it first",
+            root.display()
+        ),
+        Err(e) => return Err(e.into()),
+    };
 
     let mut config = EngineConfig::new(&args.data_root, &args.exec_root);
     config.default_runtime = args.default_runtime.clone();

@@ -63,13 +63,47 @@ pub fn busybox_archive() -> &'static Path {
     })
 }
 
-/// A running berthd with its own socket, data root and exec root. Dropping it removes every
-/// container it made, stops it, and removes its mounts, cgroups and directories.
+/// How a test reaches the engine: through berthd, or in-process with `berth --daemonless`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Daemon,
+    Daemonless,
+}
+
+/// Runs each test body once through berthd and once daemonless: every
+/// `fn name(mode: Mode) { ... }` inside becomes the tests `name::daemon` and
+/// `name::daemonless`.
+#[macro_export]
+macro_rules! both_modes {
+    ($( $(#[$meta:meta])* fn $name:ident($mode:ident: Mode) $body:block )*) => {
+        $(
+            $(#[$meta])*
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+                fn run($mode: $crate::Mode) $body
+                #[test]
+                fn daemon() {
+                    run($crate::Mode::Daemon)
+                }
+                #[test]
+                fn daemonless() {
+                    run($crate::Mode::Daemonless)
+                }
+            }
+        )*
+    };
+}
+
+/// A data root and exec root for a test, with a running berthd on its own socket (or, in
+/// [`Mode::Daemonless`], no daemon: `berth` runs `--daemonless` on the roots). Dropping it
+/// removes every container made, stops berthd, and removes mounts, cgroups and directories.
 pub struct Daemon {
     pub root: tempfile::TempDir,
     pub socket: PathBuf,
     child: Option<Child>,
     pub runtime: String,
+    pub mode: Mode,
 }
 
 impl Daemon {
@@ -80,6 +114,16 @@ impl Daemon {
 
     /// Starts a daemon whose containers use `runtime` by default.
     pub fn start_with_runtime(runtime: &str) -> Self {
+        Self::start_as(Mode::Daemon, runtime)
+    }
+
+    /// Roots with busybox loaded, reached as `mode` says (a berthd started for
+    /// [`Mode::Daemon`]).
+    pub fn start_in(mode: Mode) -> Self {
+        Self::start_as(mode, "berth")
+    }
+
+    fn start_as(mode: Mode, runtime: &str) -> Self {
         let root = tempfile::Builder::new()
             .prefix("berth-e2e-")
             .tempdir()
@@ -90,8 +134,11 @@ impl Daemon {
             socket,
             child: None,
             runtime: runtime.to_string(),
+            mode,
         };
-        d.spawn();
+        if mode == Mode::Daemon {
+            d.spawn();
+        }
         let out = d.berth(&["load", "-i", busybox_archive().to_str().unwrap()]);
         assert!(
             out.status.success(),
@@ -116,7 +163,8 @@ impl Daemon {
         }
     }
 
-    fn try_spawn(&mut self) -> Result<(), String> {
+    /// Starts the berthd process; its log if it does not come up (or exits).
+    pub fn try_spawn(&mut self) -> Result<(), String> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -152,6 +200,11 @@ impl Daemon {
             std::thread::sleep(Duration::from_millis(20));
         }
         Err(format!("berthd did not answer within 20 s: {}", self.log()))
+    }
+
+    /// The running berthd's pid.
+    pub fn daemon_pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// Stops berthd with SIGTERM and waits for it (containers keep running).
@@ -194,13 +247,38 @@ impl Daemon {
         format!("unix://{}", self.socket.display())
     }
 
-    /// A `berth` command pointed at this daemon.
+    /// A `berth` command pointed at this daemon (daemonless on the roots in
+    /// [`Mode::Daemonless`]).
     pub fn berth_cmd(&self, args: &[&str]) -> Command {
+        if self.mode == Mode::Daemonless {
+            return self.daemonless_cmd(args);
+        }
         let mut c = Command::new(bin_dir().join("berth"));
         c.env("BERTH_HOST", self.host())
+            .env_remove("BERTH_DAEMONLESS")
             .args(args)
             .stdin(Stdio::null());
         c
+    }
+
+    /// A `berth --daemonless` command on this data root and exec root, whatever the mode.
+    pub fn daemonless_cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(bin_dir().join("berth"));
+        c.env_remove("BERTH_HOST")
+            .env_remove("BERTH_DAEMONLESS")
+            .arg("--daemonless")
+            .arg("--data-root")
+            .arg(self.data_root())
+            .arg("--exec-root")
+            .arg(self.exec_root())
+            .args(args)
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Runs `berth --daemonless` with `args` on this data root, whatever the mode.
+    pub fn daemonless(&self, args: &[&str]) -> Output {
+        run_with_timeout(self.daemonless_cmd(args), Duration::from_secs(120))
     }
 
     /// Runs `berth` with `args`.
@@ -210,6 +288,7 @@ impl Daemon {
 
     /// A real `docker` CLI command pointed at this daemon.
     pub fn docker_cmd(&self, args: &[&str]) -> Command {
+        assert_eq!(self.mode, Mode::Daemon, "the docker CLI needs berthd");
         let mut c = Command::new(docker_binary());
         c.env("DOCKER_HOST", self.host())
             .env("DOCKER_CONFIG", self.root.path().join("docker-config"))
@@ -235,8 +314,12 @@ impl Daemon {
         http(&self.socket, method, path, headers, body)
     }
 
-    /// The ids of every container (`ps -aq --no-trunc` through the API).
+    /// The ids of every container (`ps -aq --no-trunc` through the API, or daemonless).
     pub fn container_ids(&self) -> Vec<String> {
+        if self.mode == Mode::Daemonless {
+            let out = self.berth(&["ps", "-aq", "--no-trunc"]);
+            return text(&out.stdout).lines().map(String::from).collect();
+        }
         let r = self.request("GET", "/containers/json?all=1", &[], b"");
         match r {
             Ok(r) if r.status == 200 => serde_json::from_slice::<serde_json::Value>(&r.body)
@@ -250,8 +333,17 @@ impl Daemon {
         }
     }
 
-    /// Removes every container by force, through the API.
+    /// Removes every container by force, through the API (or daemonless).
     pub fn remove_all_containers(&self) {
+        if self.mode == Mode::Daemonless {
+            let ids = self.container_ids();
+            if !ids.is_empty() {
+                let mut args = vec!["rm", "-f"];
+                args.extend(ids.iter().map(String::as_str));
+                let _ = self.berth(&args);
+            }
+            return;
+        }
         for id in self.container_ids() {
             let _ = self.request("DELETE", &format!("/containers/{id}?force=1"), &[], b"");
         }
@@ -261,10 +353,10 @@ impl Daemon {
 impl Drop for Daemon {
     fn drop(&mut self) {
         // A test that stopped the daemon: bring it back to remove what it made.
-        if self.child.is_none() && self.try_spawn().is_err() {
+        if self.mode == Mode::Daemon && self.child.is_none() && self.try_spawn().is_err() {
             self.child = None;
         }
-        if self.child.is_some() {
+        if self.child.is_some() || self.mode == Mode::Daemonless {
             self.remove_all_containers();
         }
         self.stop_daemon();

@@ -1,10 +1,11 @@
 //! What the commands need from a container engine, independent of how it is reached.
 //!
 //! [`Backend`] speaks in api-types values and byte streams; [`http::HttpBackend`] implements it
-//! against berthd's Docker Engine API over a Unix socket. A daemonless implementation calling
-//! the engine library directly can implement the same trait, so no command knows about URLs,
-//! status codes or connection hijacking.
+//! against berthd's Docker Engine API over a Unix socket, [`engine::EngineBackend`] in-process
+//! on the engine library (`--daemonless`), so no command knows about URLs, status codes,
+//! connection hijacking, or whether there is a daemon at all.
 
+pub mod engine;
 pub mod http;
 
 use std::future::Future;

@@ -26,6 +26,8 @@ pub enum EngineError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Lock(#[from] crate::lock::LockError),
 }
 
 impl EngineError {
@@ -36,6 +38,7 @@ impl EngineError {
             Self::Image(e) => e.kind(),
             Self::Archive(e) => e.kind(),
             Self::Open { .. } => ErrorKind::Internal,
+            Self::Lock(_) => ErrorKind::Conflict,
         }
     }
 }
@@ -91,13 +94,40 @@ pub struct Engine {
     pub(crate) watching: bool,
     /// This engine itself, for tasks that outlive a call (shim watchers).
     me: Weak<Engine>,
+    /// A daemonless engine's shared claim on the data root (berthd holds its own).
+    _root_lock: Option<crate::lock::RootLock>,
 }
 
 impl Engine {
     /// Opens the engine on its roots, loading every container and image, and reconciles what
     /// is on disk with what runs. With `watch`, running containers' shims are watched so
     /// exits are handled as they happen (requires a tokio runtime).
+    ///
+    /// Without `watch` the engine shares the data root with other processes (daemonless
+    /// mode, see `container::disk`): it loads nothing up front, reads records when an
+    /// operation needs them, locks what it changes, and leaves the start-up clean-up to
+    /// berthd. The caller holds the data root (see [`crate::lock::RootLock`]); berthd takes
+    /// it exclusively, [`Engine::open_daemonless`] shared.
     pub async fn open(config: EngineConfig, watch: bool) -> Result<Arc<Self>, EngineError> {
+        Self::open_with(config, watch, None).await
+    }
+
+    /// Opens the engine for one daemonless command: claims the data root (shared with other
+    /// daemonless commands; refused while berthd owns it) for as long as the engine lives.
+    pub async fn open_daemonless(config: EngineConfig) -> Result<Arc<Self>, EngineError> {
+        std::fs::create_dir_all(&config.data_root).map_err(|source| EngineError::Open {
+            path: config.data_root.clone(),
+            source,
+        })?;
+        let lock = crate::lock::RootLock::daemonless(&config.data_root)?;
+        Self::open_with(config, false, Some(lock)).await
+    }
+
+    async fn open_with(
+        config: EngineConfig,
+        watch: bool,
+        root_lock: Option<crate::lock::RootLock>,
+    ) -> Result<Arc<Self>, EngineError> {
         for dir in [
             config.data_root.join("containers"),
             config.exec_root.join("containers"),
@@ -108,19 +138,35 @@ impl Engine {
                 source,
             })?;
         }
-        let images = ImageStore::open(&config.data_root.join("image"))?;
+        let image_root = config.data_root.join("image");
+        let images = if watch {
+            ImageStore::open(&image_root)?
+        } else {
+            ImageStore::open_shared(&image_root)?
+        };
+        let journal = crate::journal::Journal::open(&config.data_root).map_err(|source| {
+            EngineError::Open {
+                path: config.data_root.join("events"),
+                source,
+            }
+        })?;
         let cgroups = cgroups::Cgroups::new(&cgroups::parent_for(&config.data_root));
         let engine = Arc::new_cyclic(|me| Self {
             config,
             images,
             index: RwLock::new(Index::default()),
-            events: Events::default(),
+            events: Events::with_journal(journal),
             cgroups,
             watching: watch,
             me: me.clone(),
+            _root_lock: root_lock,
         });
-        engine.load_containers()?;
-        engine.reconcile().await;
+        if watch {
+            engine.load_containers()?;
+            engine.reconcile().await;
+        } else {
+            engine.ensure_names().await?;
+        }
         Ok(engine)
     }
 
@@ -149,6 +195,9 @@ impl Engine {
     }
 
     pub(crate) fn find(&self, key: &str) -> Result<Arc<Container>, ContainerError> {
+        if self.shared() {
+            return self.find_on_disk(key);
+        }
         self.index
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -156,6 +205,9 @@ impl Engine {
     }
 
     pub(crate) fn all_containers(&self) -> Vec<Arc<Container>> {
+        if self.shared() {
+            return self.all_on_disk();
+        }
         self.index
             .read()
             .unwrap_or_else(|e| e.into_inner())

@@ -3,8 +3,11 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 
+use api_types::filters::Filters;
+use api_types::{EventActor, EventMessage};
 use tokio::sync::broadcast;
 
+use crate::journal::Journal;
 use crate::Caller;
 
 /// How many past events are kept for `since` queries.
@@ -27,10 +30,73 @@ pub struct Event {
     pub caller: Caller,
 }
 
-/// The event bus: live subscribers plus a bounded history.
+impl Event {
+    /// Whether the event passes `docker events --filter` filters (`type`, `event`,
+    /// `container`, `image`, `label`).
+    pub fn matches(&self, filters: &Filters) -> bool {
+        let ok = |name: &str, v: &str| {
+            let want = filters.get(name);
+            want.is_empty() || want.iter().any(|w| w == v)
+        };
+        let label_ok = filters
+            .get("label")
+            .iter()
+            .all(|l| match l.split_once('=') {
+                Some((k, v)) => self.attributes.get(k).is_some_and(|x| x == v),
+                None => self.attributes.contains_key(l.as_str()),
+            });
+        let name = self
+            .attributes
+            .get("name")
+            .map(String::as_str)
+            .unwrap_or("");
+        let image = self
+            .attributes
+            .get("image")
+            .map(String::as_str)
+            .unwrap_or("");
+        ok("type", self.kind)
+            && ok("event", &self.action)
+            && (filters.get("container").is_empty()
+                || (self.kind == "container"
+                    && filters
+                        .get("container")
+                        .iter()
+                        .any(|c| self.id.starts_with(c.as_str()) || c == name)))
+            && (filters.get("image").is_empty()
+                || filters.get("image").iter().any(|i| {
+                    i == image
+                        || (self.kind == "image" && (self.id.contains(i.as_str()) || i == name))
+                }))
+            && label_ok
+    }
+
+    /// The event as Docker's API sends it.
+    pub fn to_message(&self) -> EventMessage {
+        let container = self.kind == "container";
+        EventMessage {
+            status: container.then(|| self.action.clone()),
+            id: container.then(|| self.id.clone()),
+            from: container.then(|| self.attributes.get("image").cloned().unwrap_or_default()),
+            kind: self.kind.to_string(),
+            action: self.action.clone(),
+            actor: EventActor {
+                id: self.id.clone(),
+                attributes: self.attributes.clone(),
+            },
+            scope: "local".into(),
+            time: self.time_nano / 1_000_000_000,
+            time_nano: self.time_nano,
+        }
+    }
+}
+
+/// The event bus: live subscribers plus a bounded history, and the journal on disk that
+/// other processes on the same data root read.
 pub struct Events {
     live: broadcast::Sender<Event>,
     history: Mutex<VecDeque<Event>>,
+    journal: Option<Journal>,
 }
 
 impl Default for Events {
@@ -38,12 +104,26 @@ impl Default for Events {
         Self {
             live: broadcast::channel(1024).0,
             history: Mutex::new(VecDeque::with_capacity(HISTORY)),
+            journal: None,
         }
     }
 }
 
 impl Events {
-    /// Records and broadcasts an event.
+    /// A bus that also appends every event to `journal`.
+    pub fn with_journal(journal: Journal) -> Self {
+        Self {
+            journal: Some(journal),
+            ..Self::default()
+        }
+    }
+
+    /// The journal events are appended to, if any.
+    pub fn journal(&self) -> Option<&Journal> {
+        self.journal.as_ref()
+    }
+
+    /// Records and broadcasts an event that happens now.
     pub fn emit(
         &self,
         caller: &Caller,
@@ -52,14 +132,32 @@ impl Events {
         id: &str,
         attributes: BTreeMap<String, String>,
     ) {
+        self.emit_at(caller, kind, action, id, attributes, now_nanos());
+    }
+
+    /// Records and broadcasts an event that happened at `time_nano` (an exit noticed late).
+    pub fn emit_at(
+        &self,
+        caller: &Caller,
+        kind: &'static str,
+        action: &str,
+        id: &str,
+        attributes: BTreeMap<String, String>,
+        time_nano: i64,
+    ) {
         let event = Event {
             kind,
             action: action.to_string(),
             id: id.to_string(),
             attributes,
-            time_nano: now_nanos(),
+            time_nano,
             caller: *caller,
         };
+        if let Some(journal) = &self.journal {
+            if let Err(e) = journal.append(&event) {
+                tracing::warn!(error = %e, "cannot append an event to the journal");
+            }
+        }
         tracing::debug!(
             kind,
             action,

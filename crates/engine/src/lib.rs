@@ -14,6 +14,8 @@ pub mod events;
 pub mod fsutil;
 pub mod image;
 pub mod images;
+pub mod journal;
+pub mod lock;
 pub mod process;
 pub mod rootfs;
 pub mod spec;

@@ -3,7 +3,6 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use api_types::{EventActor, EventMessage};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -66,35 +65,7 @@ pub async fn events(
     let filters = params.filters()?;
     let (past, mut rx) = engine.events().subscribe(since);
     let stream = async_stream(move |tx| async move {
-        let keep = |e: &Event| {
-            let ok = |name: &str, v: &str| {
-                let want = filters.get(name);
-                want.is_empty() || want.iter().any(|w| w == v)
-            };
-            let label_ok = filters
-                .get("label")
-                .iter()
-                .all(|l| match l.split_once('=') {
-                    Some((k, v)) => e.attributes.get(k).is_some_and(|x| x == v),
-                    None => e.attributes.contains_key(l.as_str()),
-                });
-            let name = e.attributes.get("name").map(String::as_str).unwrap_or("");
-            let image = e.attributes.get("image").map(String::as_str).unwrap_or("");
-            ok("type", e.kind)
-                && ok("event", &e.action)
-                && (filters.get("container").is_empty()
-                    || (e.kind == "container"
-                        && filters
-                            .get("container")
-                            .iter()
-                            .any(|c| e.id.starts_with(c.as_str()) || c == name)))
-                && (filters.get("image").is_empty()
-                    || filters.get("image").iter().any(|i| {
-                        i == image
-                            || (e.kind == "image" && (e.id.contains(i.as_str()) || i == name))
-                    }))
-                && label_ok
-        };
+        let keep = |e: &Event| e.matches(&filters);
         let before_until = |e: &Event| until.is_none_or(|u| e.time_nano <= u);
         for e in past.iter().filter(|e| keep(e) && before_until(e)) {
             if tx.send(encode(e)).await.is_err() {
@@ -129,22 +100,7 @@ pub async fn events(
 }
 
 fn encode(e: &Event) -> Vec<u8> {
-    let container = e.kind == "container";
-    let msg = EventMessage {
-        status: container.then(|| e.action.clone()),
-        id: container.then(|| e.id.clone()),
-        from: container.then(|| e.attributes.get("image").cloned().unwrap_or_default()),
-        kind: e.kind.to_string(),
-        action: e.action.clone(),
-        actor: EventActor {
-            id: e.id.clone(),
-            attributes: e.attributes.clone(),
-        },
-        scope: "local".into(),
-        time: e.time_nano / 1_000_000_000,
-        time_nano: e.time_nano,
-    };
-    let mut line = serde_json::to_vec(&msg).unwrap_or_default();
+    let mut line = serde_json::to_vec(&e.to_message()).unwrap_or_default();
     line.push(b'\n');
     line
 }

@@ -36,6 +36,11 @@ impl Engine {
             .transpose()?;
         let mut warnings = Vec::new();
         let host_config = self.check_host_config(host_config, &mut warnings)?;
+        // Daemonless: no other process creates, renames or removes until the record is
+        // written, so a free name stays free.
+        let _names = self.lock_names().await?;
+        // No layer of the image goes away while the container is made of it.
+        let _pin = self.images.pin()?;
         let image = self.images.resolve(&requested.image)?;
         let config = merge_config(requested, &image);
         let (path, args) = command(&config)?;
@@ -43,20 +48,24 @@ impl Engine {
         let id = super::new_id();
         let container = {
             let mut index = self.index.write().unwrap_or_else(|e| e.into_inner());
+            let shared = self.shared();
+            let holder = |n: &str| {
+                if shared {
+                    self.name_holder_on_disk(n)
+                } else {
+                    index.names.get(n).cloned()
+                }
+            };
             let name = match wanted_name {
                 Some(n) => {
-                    if let Some(other) = index.names.get(&n) {
-                        return Err(ContainerError::NameInUse {
-                            name: n,
-                            id: other.clone(),
-                        }
-                        .into());
+                    if let Some(other) = holder(&n) {
+                        return Err(ContainerError::NameInUse { name: n, id: other }.into());
                     }
                     n
                 }
-                None => (0..)
+                None => (0..64)
                     .map(|attempt| naming::generate(id.as_bytes(), attempt))
-                    .find(|n| !index.names.contains_key(n))
+                    .find(|n| holder(n).is_none())
                     .unwrap_or_else(|| format!("/{}", &id[..12])),
             };
             let mut config = config;
@@ -89,13 +98,20 @@ impl Engine {
             index.by_id.insert(id.clone(), container.clone());
             container
         };
-        if let Err(e) = persist_new(&container) {
+        let name = container.name();
+        if let Err(e) = self
+            .link_name(&name, &id)
+            .and_then(|()| persist_new(&container))
+        {
             let mut index = self.index.write().unwrap_or_else(|e| e.into_inner());
             index.names.retain(|_, v| *v != id);
             index.by_id.remove(&id);
+            self.unlink_name(&name, &id);
             let _ = std::fs::remove_dir_all(&container.dir);
             return Err(e.into());
         }
+        drop(_pin);
+        drop(_names);
         self.events.emit(
             caller,
             "container",
@@ -251,8 +267,14 @@ fn persist_new(container: &Container) -> Result<(), ContainerError> {
         ContainerError::io(format!("Failed to create {}", container.dir.display()), e)
     })?;
     let path = container.dir.join(RECORD_FILE);
-    crate::fsutil::write_json_atomic(&path, &container.snapshot())
-        .map_err(|source| ContainerError::WriteState { path, source })
+    crate::fsutil::write_json_atomic(&path, &container.snapshot()).map_err(|source| {
+        ContainerError::WriteState {
+            path: path.clone(),
+            source,
+        }
+    })?;
+    *container.stamp.lock().unwrap_or_else(|e| e.into_inner()) = super::disk::Stamp::of(&path);
+    Ok(())
 }
 
 fn invalid(message: impl Into<String>) -> ContainerError {

@@ -4,6 +4,7 @@
 mod archive;
 mod changes;
 mod create;
+mod disk;
 mod extract;
 mod fsroot;
 mod logs;
@@ -171,6 +172,8 @@ pub(crate) struct Container {
     pub lifecycle: watch::Sender<Lifecycle>,
     /// The restart policy's current back-off delay (Docker's: 100 ms, doubling).
     pub backoff: Mutex<std::time::Duration>,
+    /// Which version of the record file `record` holds (daemonless mode re-reads changes).
+    pub stamp: Mutex<Option<disk::Stamp>>,
 }
 
 impl Container {
@@ -189,6 +192,7 @@ impl Container {
             op: tokio::sync::Mutex::new(()),
             lifecycle: watch::channel(lifecycle).0,
             backoff: Mutex::new(std::time::Duration::ZERO),
+            stamp: Mutex::new(None),
         }
     }
 
@@ -208,8 +212,13 @@ impl Container {
         let mut rec = self.record.lock().unwrap_or_else(|e| e.into_inner());
         let out = f(&mut rec);
         let path = self.dir.join(RECORD_FILE);
-        crate::fsutil::write_json_atomic(&path, &*rec)
-            .map_err(|source| ContainerError::WriteState { path, source })?;
+        crate::fsutil::write_json_atomic(&path, &*rec).map_err(|source| {
+            ContainerError::WriteState {
+                path: path.clone(),
+                source,
+            }
+        })?;
+        *self.stamp.lock().unwrap_or_else(|e| e.into_inner()) = disk::Stamp::of(&path);
         let (status, code) = (rec.state.status, rec.state.exit_code);
         drop(rec);
         self.lifecycle.send_modify(|l| {

@@ -29,7 +29,9 @@ impl Engine {
     }
 
     /// Records a container's exit once its shim is gone: reads the exit file, unmounts the
-    /// root file system, publishes `die`, and auto-removes. Idempotent.
+    /// root file system, publishes `die`, and (berthd) restarts by policy or auto-removes.
+    /// Idempotent. In daemonless mode the caller holds the container's lock, and an
+    /// auto-remove container is removed when it is next looked at (see [`Engine::refresh`]).
     pub(crate) async fn handle_exit(&self, container: &Arc<Container>, processes: &Processes) {
         let rec = container.snapshot();
         if !rec.state.status.is_running() || rec.state.processes.as_ref() != Some(processes) {
@@ -59,14 +61,37 @@ impl Engine {
         }
         let engine = Caller::engine();
         let mut attrs = container.event_attributes();
+        // Daemonless commands notice an exit late: date the events when it happened (not
+        // before the start, though, should the clocks disagree).
+        let when = if self.watching {
+            crate::events::now_nanos()
+        } else {
+            let nanos = |t: &str| {
+                chrono::DateTime::parse_from_rfc3339(t)
+                    .ok()
+                    .and_then(|t| t.timestamp_nanos_opt())
+            };
+            nanos(&status.finished_at)
+                .map(|exit| exit.max(nanos(&rec.state.started_at).unwrap_or(0)))
+                .unwrap_or_else(crate::events::now_nanos)
+        };
         if status.oom_killed {
-            self.events
-                .emit(&engine, "container", "oom", &container.id, attrs.clone());
+            self.events.emit_at(
+                &engine,
+                "container",
+                "oom",
+                &container.id,
+                attrs.clone(),
+                when,
+            );
         }
         attrs.insert("exitCode".into(), status.exit_code.to_string());
         self.events
-            .emit(&engine, "container", "die", &container.id, attrs);
+            .emit_at(&engine, "container", "die", &container.id, attrs, when);
         container.lifecycle.send_modify(|l| l.exits += 1);
+        if !self.watching {
+            return;
+        }
         let ran_for = chrono::DateTime::parse_from_rfc3339(&rec.state.started_at)
             .ok()
             .and_then(|t| {
@@ -85,9 +110,42 @@ impl Engine {
         }
     }
 
-    /// Brings a container's record up to date when no watcher does (daemonless mode):
-    /// a running container whose shim is gone has exited.
+    /// Brings a container up to date when no watcher does (daemonless mode): re-reads its
+    /// record if another process changed it; a running container whose shim is gone has
+    /// exited, which is recorded under the container's lock; an exited auto-remove container
+    /// is removed. For callers that do not hold the container (see [`Engine::lock_op`]).
     pub(crate) async fn refresh(&self, container: &Arc<Container>) {
+        if !self.shared() {
+            return self.refresh_locked(container).await;
+        }
+        if !matches!(self.sync_container(container), Ok(true)) {
+            return;
+        }
+        let rec = container.snapshot();
+        let exited = rec
+            .state
+            .processes
+            .as_ref()
+            .filter(|_| rec.state.status.is_running())
+            .is_some_and(|p| !process::is_alive(p.shim_pid, p.shim_start_time));
+        let half_removed = matches!(rec.state.status, Status::Removing | Status::Dead);
+        if !exited && !half_removed && !super::disk::is_garbage(&rec) {
+            return;
+        }
+        // Taking the lock records the exit, or finishes a removal whose process died. If
+        // anyone holds the container, leave it to them (it may be our caller).
+        let Some(Ok(_op)) = Box::pin(self.try_lock_op(container)).await else {
+            return;
+        };
+        if super::disk::is_garbage(&container.snapshot()) {
+            if let Err(e) = Box::pin(self.remove_locked(&Caller::engine(), container, true)).await {
+                tracing::warn!(id = %container.id, error = %e, "auto-remove failed");
+            }
+        }
+    }
+
+    /// [`Engine::refresh`] for callers that hold the container's lock.
+    pub(crate) async fn refresh_locked(&self, container: &Arc<Container>) {
         let rec = container.snapshot();
         if let Some(p) = rec
             .state
@@ -136,6 +194,9 @@ impl Engine {
                 }
             }
         }
+        drop(index);
+        // Daemonless commands find containers by these links.
+        self.repair_names();
         Ok(())
     }
 
@@ -162,7 +223,11 @@ impl Engine {
                     if let Err(e) = overlay.unmount() {
                         tracing::warn!(id = %container.id, error = %e, "cannot unmount a stopped container's root");
                     }
-                    if matches!(rec.state.status, Status::Removing | Status::Dead) {
+                    // Half-removed, or (left by daemonless commands) exited and waiting to be
+                    // auto-removed.
+                    if matches!(rec.state.status, Status::Removing | Status::Dead)
+                        || super::disk::is_garbage(&rec)
+                    {
                         let _ = self
                             .remove_container(&Caller::engine(), &container.id, true)
                             .await;
@@ -205,11 +270,30 @@ impl Engine {
         });
     }
 
-    /// Waits until a container's exit has been handled, up to `timeout`.
+    /// Waits until a container's exit has been handled, up to `timeout`. The caller holds
+    /// the container (see [`Engine::lock_op`]).
     pub(crate) async fn wait_for_exit(
         &self,
         container: &Arc<Container>,
         timeout: std::time::Duration,
+    ) -> Result<(), ContainerError> {
+        self.wait_for_exit_as(container, timeout, true).await
+    }
+
+    /// [`Engine::wait_for_exit`] for callers that do not hold the container.
+    pub(crate) async fn wait_for_exit_unheld(
+        &self,
+        container: &Arc<Container>,
+        timeout: std::time::Duration,
+    ) -> Result<(), ContainerError> {
+        self.wait_for_exit_as(container, timeout, false).await
+    }
+
+    async fn wait_for_exit_as(
+        &self,
+        container: &Arc<Container>,
+        timeout: std::time::Duration,
+        held: bool,
     ) -> Result<(), ContainerError> {
         let mut rx = container.lifecycle.subscribe();
         let deadline = tokio::time::Instant::now() + timeout;
@@ -219,8 +303,14 @@ impl Engine {
             }
             // Without a watcher (daemonless), look at the shim ourselves.
             if !self.watching {
-                self.refresh(container).await;
-                if !container.snapshot().state.status.is_running() {
+                if held {
+                    Box::pin(self.refresh_locked(container)).await;
+                } else {
+                    Box::pin(self.refresh(container)).await;
+                }
+                if !container.snapshot().state.status.is_running()
+                    || container.lifecycle.borrow().removed
+                {
                     return Ok(());
                 }
             }

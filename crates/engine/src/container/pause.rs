@@ -8,8 +8,7 @@ impl Engine {
     /// Freezes every process of a running container.
     pub async fn pause_container(&self, caller: &Caller, name: &str) -> Result<(), EngineError> {
         let container = self.find(name)?;
-        let _op = container.op.lock().await;
-        self.refresh(&container).await;
+        let _op = self.lock_op(&container).await?;
         match container.snapshot().state.status {
             Status::Running => {}
             Status::Paused => {
@@ -42,8 +41,7 @@ impl Engine {
     /// Thaws a paused container.
     pub async fn unpause_container(&self, caller: &Caller, name: &str) -> Result<(), EngineError> {
         let container = self.find(name)?;
-        let _op = container.op.lock().await;
-        self.refresh(&container).await;
+        let _op = self.lock_op(&container).await?;
         if container.snapshot().state.status != Status::Paused {
             return Err(ContainerError::NotPaused {
                 id: container.id.clone(),

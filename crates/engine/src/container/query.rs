@@ -32,6 +32,9 @@ impl Engine {
     ) -> Result<ContainerInspect, EngineError> {
         let container = self.find(name)?;
         self.refresh(&container).await;
+        if container.lifecycle.borrow().removed {
+            return Err(super::ContainerError::NotFound { id: name.into() }.into());
+        }
         let rec = container.snapshot();
         let overlay = Overlay::in_dir(&container.dir, rec.layers.clone());
         let st = &rec.state;
@@ -109,6 +112,9 @@ impl Engine {
         for c in self.all_containers() {
             if !self.watching {
                 self.refresh(&c).await;
+                if c.lifecycle.borrow().removed {
+                    continue;
+                }
             }
             recs.push(c.snapshot());
         }

@@ -1,12 +1,13 @@
 //! `rm` and `container prune`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use api_types::filters::Filters;
 use api_types::ContainersPruneResponse;
 use nix::sys::signal::Signal;
 
-use super::{ContainerError, Status};
+use super::{Container, ContainerError, Status};
 use crate::engine::{Engine, EngineError};
 use crate::rootfs::{self, Overlay};
 use crate::Caller;
@@ -21,30 +22,41 @@ impl Engine {
         force: bool,
     ) -> Result<(), EngineError> {
         let container = self.find(name)?;
-        let _op = container.op.lock().await;
-        self.refresh(&container).await;
+        let _op = self.lock_op(&container).await?;
+        Ok(self.remove_locked(caller, &container, force).await?)
+    }
+
+    /// Removes a container the caller holds (see [`Engine::lock_op`]).
+    pub(crate) async fn remove_locked(
+        &self,
+        caller: &Caller,
+        container: &Arc<Container>,
+        force: bool,
+    ) -> Result<(), ContainerError> {
         let status = container.snapshot().state.status;
         if status.is_running() {
             if !force {
                 return Err(ContainerError::RemoveRunning {
                     id: container.id.clone(),
                     status,
-                }
-                .into());
+                });
             }
-            self.signal(&container, Signal::SIGKILL)?;
+            self.signal(container, Signal::SIGKILL)?;
             if status == Status::Paused {
                 let _ = self.cgroups.set_frozen(&container.id, false);
             }
-            self.wait_for_exit(&container, Duration::from_secs(30))
+            self.wait_for_exit(container, Duration::from_secs(30))
                 .await?;
+            if container.lifecycle.borrow().removed {
+                return Ok(());
+            }
         }
         // Mark it first, so a crash half-way is finished on the next start-up.
         container.update(|r| r.state.status = Status::Removing)?;
         let overlay = Overlay::in_dir(&container.dir, container.snapshot().layers);
-        overlay.unmount().map_err(ContainerError::from)?;
+        overlay.unmount()?;
         for m in rootfs::mounts_under(&container.dir) {
-            rootfs::unmount(&m).map_err(ContainerError::from)?;
+            rootfs::unmount(&m)?;
         }
         for dir in [&container.run_dir, &container.dir] {
             match std::fs::remove_dir_all(dir) {
@@ -54,8 +66,7 @@ impl Engine {
                     return Err(ContainerError::io(
                         format!("Failed to remove {}", dir.display()),
                         e,
-                    )
-                    .into())
+                    ))
                 }
             }
         }
@@ -63,6 +74,10 @@ impl Engine {
             let mut index = self.index.write().unwrap_or_else(|e| e.into_inner());
             index.by_id.remove(&container.id);
             index.names.retain(|_, id| *id != container.id);
+        }
+        {
+            let _names = self.lock_names().await?;
+            self.unlink_name(&container.name(), &container.id);
         }
         self.events.emit(
             caller,

@@ -14,6 +14,9 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let container = self.find(name)?;
         let new_name = naming::validate(new_name)?;
+        // The record changes (its lock), and so does the set of names (theirs).
+        let _op = self.lock_op(&container).await?;
+        let _names = self.lock_names().await?;
         let old_name = {
             let mut index = self.index.write().unwrap_or_else(|e| e.into_inner());
             let old = container.name();
@@ -23,11 +26,16 @@ impl Engine {
                 }
                 .into());
             }
-            if let Some(other) = index.names.get(&new_name) {
+            let holder = if self.shared() {
+                self.name_holder_on_disk(&new_name)
+            } else {
+                index.names.get(&new_name).cloned()
+            };
+            if let Some(other) = holder {
                 return Err(ContainerError::Rename {
                     source: Box::new(ContainerError::NameInUse {
                         name: new_name,
-                        id: other.clone(),
+                        id: other,
                     }),
                 }
                 .into());
@@ -36,12 +44,17 @@ impl Engine {
             index.names.insert(new_name.clone(), container.id.clone());
             old
         };
-        if let Err(e) = container.update(|r| r.name = new_name.clone()) {
+        if let Err(e) = self
+            .link_name(&new_name, &container.id)
+            .and_then(|()| container.update(|r| r.name = new_name.clone()))
+        {
             let mut index = self.index.write().unwrap_or_else(|e| e.into_inner());
             index.names.remove(&new_name);
             index.names.insert(old_name, container.id.clone());
+            self.unlink_name(&new_name, &container.id);
             return Err(e.into());
         }
+        self.unlink_name(&old_name, &container.id);
         let mut attrs = container.event_attributes();
         attrs.insert("oldName".into(), old_name);
         self.events

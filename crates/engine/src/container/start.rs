@@ -16,8 +16,7 @@ impl Engine {
     /// `NotModified` (304), as with Docker.
     pub async fn start_container(&self, caller: &Caller, name: &str) -> Result<(), EngineError> {
         let container = self.find(name)?;
-        let _op = container.op.lock().await;
-        self.refresh(&container).await;
+        let _op = self.lock_op(&container).await?;
         match container.snapshot().state.status {
             Status::Running => {
                 return Err(ContainerError::NotModified {

@@ -25,8 +25,15 @@ impl Engine {
         signal: Option<&str>,
     ) -> Result<(), EngineError> {
         let container = self.find(name)?;
-        let _op = container.op.lock().await;
-        self.stop_locked(caller, &container, timeout, signal).await
+        let result = {
+            let _op = self.lock_op(&container).await?;
+            self.stop_locked(caller, &container, timeout, signal).await
+        };
+        // Daemonless: an auto-remove container that stopped is removed now.
+        if self.shared() {
+            self.refresh(&container).await;
+        }
+        result
     }
 
     pub(crate) async fn stop_locked(
@@ -36,7 +43,7 @@ impl Engine {
         timeout: Option<i64>,
         signal: Option<&str>,
     ) -> Result<(), EngineError> {
-        self.refresh(container).await;
+        self.refresh_locked(container).await;
         let rec = container.snapshot();
         if rec.state.status == Status::Restarting {
             // Waiting to be restarted by its policy: stopping cancels that.
@@ -121,7 +128,7 @@ impl Engine {
         if sig == Signal::SIGKILL {
             // As Docker: a killed container is reported stopped when kill returns.
             let _ = self
-                .wait_for_exit(&container, Duration::from_secs(10))
+                .wait_for_exit_unheld(&container, Duration::from_secs(10))
                 .await;
         }
         Ok(())
@@ -136,7 +143,7 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let container = self.find(name)?;
         {
-            let _op = container.op.lock().await;
+            let _op = self.lock_op(&container).await?;
             match self.stop_locked(caller, &container, timeout, None).await {
                 Ok(()) => {}
                 Err(EngineError::Container(ContainerError::NotModified { .. })) => {}

@@ -17,8 +17,7 @@ impl Engine {
         req: ContainerUpdateRequest,
     ) -> Result<ContainerUpdateResponse, EngineError> {
         let container = self.find(name)?;
-        let _op = container.op.lock().await;
-        self.refresh(&container).await;
+        let _op = self.lock_op(&container).await?;
         let rec = container.snapshot();
         let mut hc = rec.host_config.clone();
         let set = |field: &mut i64, v: Option<i64>| {

@@ -35,7 +35,7 @@ impl ImageStore {
         let mut container_config = ContainerConfig::default();
         changes::apply(&mut container_config, &opts.changes)?;
 
-        let _gc = self.gc_shared();
+        let _gc = self.gc_shared()?;
         let layer = self.layers.create(rootfs_tar, None)?;
         let created = now_rfc3339_nano();
         let comment = if opts.message.is_empty() {

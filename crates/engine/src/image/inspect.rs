@@ -16,7 +16,7 @@ impl ImageStore {
         let config = self.read_config(&id)?;
         let layers = self.layers_of(&id, &config)?;
         let (repo_tags, last_tag_time) = {
-            let index = self.lock_index();
+            let index = self.lock_index()?;
             let tags = index
                 .references_of(&id)
                 .iter()

@@ -53,7 +53,7 @@ impl ImageStore {
         let patterns = filters.get("reference");
         let labels = filters.get("label");
 
-        let index = self.lock_index().clone();
+        let index = self.lock_index()?.clone();
         let mut images = Vec::new();
         for id in self.image_ids()? {
             let Some(config) = self.try_read_config(&id)? else {

@@ -44,7 +44,7 @@ impl ImageStore {
     /// Loads every image of a `docker save` archive; tags in it move to the loaded images.
     /// Layers already in the store are not unpacked again.
     pub fn load(&self, archive: &mut dyn Read) -> Result<Vec<LoadedImage>, ImageError> {
-        let _gc = self.gc_shared();
+        let _gc = self.gc_shared()?;
         let spool = Spool::fill(&self.tmp_dir(), archive)?;
         let images = if spool.has(MANIFEST_JSON) {
             docker_manifest(&spool)?

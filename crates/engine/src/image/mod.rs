@@ -14,11 +14,16 @@
 //! tmp/                     spooled archives and layers being unpacked; emptied on open
 //! ```
 //!
-//! Locking, within the one process that owns a data root (as dockerd owns its own):
-//! the `index` mutex guards the tag index *and* the set of configs (a config is written or
-//! deleted only under it, so a tag never names a missing config); the `gc` lock is held
-//! shared by `load` and `import` while they unpack and publish, and exclusively by `remove`
-//! while it deletes layers, so a layer is never deleted under an image being made of it.
+//! Locking: the `index` lock guards the tag index *and* the set of configs (a config is
+//! written or deleted only under it, so a tag never names a missing config); the `gc` lock
+//! is held shared by `load` and `import` while they unpack and publish, and exclusively by
+//! `remove` while it deletes layers, so a layer is never deleted under an image being made
+//! of it. Within one process these are a mutex and a read-write lock. A store opened with
+//! [`ImageStore::open_shared`] (daemonless commands, several processes on one store) also
+//! takes them across processes, as `flock`s on `index.lock` and `gc.lock`, and re-reads the
+//! tag index whenever another process has replaced it. Its crash clean-up (scratch space,
+//! unpublished layers) runs only when scratch space shows a crash and no other process is
+//! loading or removing images.
 
 mod blob;
 #[cfg(test)]
@@ -39,6 +44,8 @@ pub mod unpack;
 
 use std::collections::HashSet;
 use std::io;
+use std::ops::{Deref, DerefMut};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -51,6 +58,8 @@ use config::ImageConfig;
 use layers::{Layer, LayerStore};
 use reference::{is_full_hex, is_lower_hex};
 use tag_index::TagIndex;
+
+use crate::lock::{FileLock, LockMode};
 
 /// One image `load` brought in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,8 +98,66 @@ pub struct Image {
 pub struct ImageStore {
     root: PathBuf,
     layers: LayerStore,
-    index: Mutex<TagIndex>,
+    index: Mutex<IndexState>,
     gc: RwLock<()>,
+    /// Other processes use the store too: lock across processes, re-read the tag index.
+    shared: bool,
+}
+
+/// The tag index in memory, and which version of its file it was read from.
+#[derive(Default)]
+struct IndexState {
+    tags: TagIndex,
+    stamp: Option<FileStamp>,
+}
+
+/// Which version of a file (replaced by rename on every write): inode, mtime, size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp(u64, i64, i64, u64);
+
+impl FileStamp {
+    fn of(path: &Path) -> Option<Self> {
+        std::fs::metadata(path)
+            .ok()
+            .map(|m| Self(m.ino(), m.mtime(), m.mtime_nsec(), m.len()))
+    }
+}
+
+/// The tag index, locked (across processes too when the store is shared).
+pub(crate) struct IndexGuard<'a> {
+    state: MutexGuard<'a, IndexState>,
+    /// Set when shared: the index file's stamp is taken again on release.
+    file: Option<(PathBuf, FileLock)>,
+}
+
+impl Deref for IndexGuard<'_> {
+    type Target = TagIndex;
+    fn deref(&self) -> &TagIndex {
+        &self.state.tags
+    }
+}
+
+impl DerefMut for IndexGuard<'_> {
+    fn deref_mut(&mut self) -> &mut TagIndex {
+        &mut self.state.tags
+    }
+}
+
+impl Drop for IndexGuard<'_> {
+    fn drop(&mut self) {
+        // Still under the lock: whatever is on disk now is what memory holds.
+        if let Some((path, _lock)) = &self.file {
+            self.state.stamp = FileStamp::of(path);
+        }
+    }
+}
+
+/// A hold on the gc lock (see the module documentation), shared or exclusive.
+pub(crate) struct GcGuard<'a> {
+    // Fields drop in order: the other processes' lock is let go first.
+    _file: Option<FileLock>,
+    _read: Option<RwLockReadGuard<'a, ()>>,
+    _write: Option<RwLockWriteGuard<'a, ()>>,
 }
 
 impl ImageStore {
@@ -98,11 +165,39 @@ impl ImageStore {
     /// scratch space and removes what a crash may have left unowned: tags of missing images
     /// and layers no image lists.
     pub fn open(root: &Path) -> Result<Self, ImageError> {
+        let store = Self::new(root, false)?;
+        store.empty_tmp()?;
+        *store.lock_index()? = TagIndex::load(&store.index_path())?;
+        store.reconcile()?;
+        Ok(store)
+    }
+
+    /// Opens the store for a process that shares it with others (daemonless commands):
+    /// every operation locks across processes, and the crash clean-up of [`ImageStore::open`]
+    /// runs only if scratch space shows a crash and no other process is using the store.
+    pub fn open_shared(root: &Path) -> Result<Self, ImageError> {
+        let store = Self::new(root, true)?;
+        let leftovers = std::fs::read_dir(store.tmp_dir())
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false);
+        if leftovers {
+            let alone = FileLock::try_acquire(&store.gc_lock_path(), LockMode::Exclusive)
+                .map_err(|e| ImageError::io("cannot lock the image store", io::Error::other(e)))?;
+            if let Some(_alone) = alone {
+                store.empty_tmp()?;
+                store.reconcile()?;
+            }
+        }
+        Ok(store)
+    }
+
+    fn new(root: &Path, shared: bool) -> Result<Self, ImageError> {
         let store = Self {
             root: root.to_path_buf(),
             layers: LayerStore::new(root.join("layers"), root.join("tmp")),
-            index: Mutex::new(TagIndex::default()),
+            index: Mutex::new(IndexState::default()),
             gc: RwLock::new(()),
+            shared,
         };
         for dir in [
             root.to_path_buf(),
@@ -113,9 +208,6 @@ impl ImageStore {
             std::fs::create_dir_all(&dir)
                 .map_err(|e| ImageError::io(format!("cannot create {}", dir.display()), e))?;
         }
-        store.empty_tmp()?;
-        *store.lock_index() = TagIndex::load(&store.index_path())?;
-        store.reconcile()?;
         Ok(store)
     }
 
@@ -146,18 +238,68 @@ impl ImageStore {
         self.configs_dir().join(format!("{hex}.json"))
     }
 
-    fn lock_index(&self) -> MutexGuard<'_, TagIndex> {
+    fn gc_lock_path(&self) -> PathBuf {
+        self.root.join("gc.lock")
+    }
+
+    /// Locks the tag index; in a shared store, across processes too, re-reading it if another
+    /// process replaced it since.
+    fn lock_index(&self) -> Result<IndexGuard<'_>, ImageError> {
         // The index in memory is only replaced after it was saved, so it is whole even if a
         // thread panicked while holding the lock.
-        self.index.lock().unwrap_or_else(PoisonError::into_inner)
+        let mut state = self.index.lock().unwrap_or_else(PoisonError::into_inner);
+        if !self.shared {
+            return Ok(IndexGuard { state, file: None });
+        }
+        let lock = FileLock::acquire(
+            &self.root.join("index.lock"),
+            LockMode::Exclusive,
+            crate::lock::wait_limit(),
+        )
+        .map_err(|e| ImageError::io("cannot lock the tag index", io::Error::other(e)))?;
+        let path = self.index_path();
+        let stamp = FileStamp::of(&path);
+        if stamp.is_none() || stamp != state.stamp {
+            state.tags = TagIndex::load(&path)?;
+            state.stamp = stamp;
+        }
+        Ok(IndexGuard {
+            state,
+            file: Some((path, lock)),
+        })
     }
 
-    fn gc_shared(&self) -> RwLockReadGuard<'_, ()> {
-        self.gc.read().unwrap_or_else(PoisonError::into_inner)
+    fn gc_file_lock(&self, mode: LockMode) -> Result<Option<FileLock>, ImageError> {
+        if !self.shared {
+            return Ok(None);
+        }
+        FileLock::acquire(&self.gc_lock_path(), mode, crate::lock::wait_limit())
+            .map(Some)
+            .map_err(|e| ImageError::io("cannot lock the image store", io::Error::other(e)))
     }
 
-    fn gc_exclusive(&self) -> RwLockWriteGuard<'_, ()> {
-        self.gc.write().unwrap_or_else(PoisonError::into_inner)
+    fn gc_shared(&self) -> Result<GcGuard<'_>, ImageError> {
+        let read = self.gc.read().unwrap_or_else(PoisonError::into_inner);
+        Ok(GcGuard {
+            _file: self.gc_file_lock(LockMode::Shared)?,
+            _read: Some(read),
+            _write: None,
+        })
+    }
+
+    fn gc_exclusive(&self) -> Result<GcGuard<'_>, ImageError> {
+        let write = self.gc.write().unwrap_or_else(PoisonError::into_inner);
+        Ok(GcGuard {
+            _file: self.gc_file_lock(LockMode::Exclusive)?,
+            _read: None,
+            _write: Some(write),
+        })
+    }
+
+    /// Holds the images as they are (no layer is deleted) until the guard is dropped: for
+    /// making a container of an image without `rmi` deleting it half-way.
+    pub(crate) fn pin(&self) -> Result<GcGuard<'_>, ImageError> {
+        self.gc_shared()
     }
 
     /// Every image ID (`sha256:<hex>`) in the store.
@@ -233,7 +375,7 @@ impl ImageStore {
             };
         }
         let reference = Reference::parse_normalized(name)?.with_default_tag();
-        if let Some(id) = self.lock_index().get(&reference) {
+        if let Some(id) = self.lock_index()?.get(&reference) {
             return Ok(id.to_string());
         }
         let prefix = name.strip_prefix("sha256:").unwrap_or(name);
@@ -260,7 +402,7 @@ impl ImageStore {
     /// Stores a config (if new) and points `tags` at it; the image's layers must be in place.
     fn publish(&self, config: &[u8], tags: &[Reference]) -> Result<String, ImageError> {
         let id = sha256_digest(config);
-        let mut index = self.lock_index();
+        let mut index = self.lock_index()?;
         let path = self.config_path(&id);
         if !path.exists() {
             crate::fsutil::write_atomic(&path, config)
@@ -325,7 +467,7 @@ impl ImageStore {
     fn reconcile(&self) -> Result<(), ImageError> {
         let ids: HashSet<String> = self.image_ids()?.into_iter().collect();
         {
-            let mut index = self.lock_index();
+            let mut index = self.lock_index()?;
             let mut next = index.clone();
             next.tags.retain(|_, id| ids.contains(id));
             next.last_tag_time.retain(|id, _| ids.contains(id));
@@ -455,7 +597,7 @@ mod tests {
             store.layers.create(&mut &orphan[..], None).unwrap();
             // Half-written scratch data, and a tag naming an image that is gone.
             std::fs::create_dir_all(root.join("tmp/layer-1-1/diff")).unwrap();
-            let mut index = store.lock_index().clone();
+            let mut index = store.lock_index().unwrap().clone();
             let gone = Reference::parse_normalized("gone")
                 .unwrap()
                 .with_default_tag();

@@ -27,7 +27,7 @@ impl ImageStore {
         force: bool,
         users: &dyn Fn(&str) -> Vec<(String, bool)>,
     ) -> Result<Vec<ImageDeleteItem>, ImageError> {
-        let _gc = self.gc_exclusive();
+        let _gc = self.gc_exclusive()?;
         let id = self.lookup(name)?;
         let image = short_id(&id).to_string();
         let users = users(&id);
@@ -45,7 +45,7 @@ impl ImageStore {
             reason: format!("image is being used by running container {container}"),
         };
 
-        let mut index = self.lock_index();
+        let mut index = self.lock_index()?;
         let references = index.references_of(&id);
         let mut next = index.clone();
         let mut records = Vec::new();

@@ -17,7 +17,7 @@ impl ImageStore {
         }
         let reference = reference.with_default_tag();
         let id = self.lookup(source)?;
-        let mut index = self.lock_index();
+        let mut index = self.lock_index()?;
         if !self.config_path(&id).exists() {
             return Err(ImageError::NotFound { name: id });
         }
