@@ -11,6 +11,7 @@ use axum::Router;
 use engine::Engine;
 
 use crate::error::ApiError;
+use crate::handlers::exec;
 use crate::handlers::{archive, containers, images, observe, streams, system};
 
 /// The routes, as `(method, path)` pairs, for the OpenAPI consistency test.
@@ -30,6 +31,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/containers/{id}/restart"),
     ("post", "/containers/{id}/wait"),
     ("post", "/containers/{id}/attach"),
+    ("post", "/containers/{id}/exec"),
     ("post", "/containers/{id}/resize"),
     ("post", "/containers/{id}/rename"),
     ("post", "/containers/{id}/pause"),
@@ -44,6 +46,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/containers/{id}/stats"),
     ("get", "/containers/{id}/top"),
     ("delete", "/containers/{id}"),
+    ("post", "/exec/{id}/start"),
+    ("post", "/exec/{id}/resize"),
+    ("get", "/exec/{id}/json"),
     ("get", "/images/json"),
     ("post", "/images/load"),
     ("post", "/images/create"),
@@ -70,6 +75,7 @@ pub fn app(engine: Arc<Engine>) -> Router {
         .route("/containers/{id}/restart", post(containers::restart))
         .route("/containers/{id}/wait", post(containers::wait))
         .route("/containers/{id}/attach", post(streams::attach))
+        .route("/containers/{id}/exec", post(exec::create))
         .route("/containers/{id}/resize", post(containers::resize))
         .route("/containers/{id}/rename", post(containers::rename))
         .route("/containers/{id}/pause", post(containers::pause))
@@ -88,6 +94,9 @@ pub fn app(engine: Arc<Engine>) -> Router {
             "/containers/{id}",
             axum::routing::delete(containers::remove),
         )
+        .route("/exec/{id}/start", post(exec::start))
+        .route("/exec/{id}/resize", post(exec::resize))
+        .route("/exec/{id}/json", get(exec::inspect))
         .route("/images/json", get(images::list))
         .route("/images/load", post(images::load))
         .route("/images/create", post(images::create))

@@ -9,6 +9,8 @@
 //! refused. Response types follow the field order and null-ness of a real dockerd.
 
 pub mod container;
+pub mod detach;
+pub mod exec;
 pub mod filters;
 pub mod image;
 pub mod observe;
@@ -17,6 +19,7 @@ pub mod strslice;
 pub mod system;
 
 pub use container::*;
+pub use exec::*;
 pub use image::*;
 pub use observe::*;
 pub use system::*;

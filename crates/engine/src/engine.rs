@@ -19,6 +19,10 @@ pub enum EngineError {
     #[error(transparent)]
     Image(#[from] ImageError),
     #[error(transparent)]
+    Attach(#[from] crate::container::AttachError),
+    #[error(transparent)]
+    Exec(#[from] crate::container::ExecError),
+    #[error(transparent)]
     Archive(#[from] crate::container::ArchiveError),
     #[error("Failed to open the engine's state in {path:?}: {source}")]
     Open {
@@ -36,6 +40,8 @@ impl EngineError {
         match self {
             Self::Container(e) => e.kind(),
             Self::Image(e) => e.kind(),
+            Self::Attach(e) => e.kind(),
+            Self::Exec(e) => e.kind(),
             Self::Archive(e) => e.kind(),
             Self::Open { .. } => ErrorKind::Internal,
             Self::Lock(_) => ErrorKind::Conflict,
@@ -90,6 +96,8 @@ pub struct Engine {
     pub(crate) index: RwLock<Index>,
     pub(crate) events: Events,
     pub(crate) cgroups: cgroups::Cgroups,
+    /// Every exec, by id.
+    pub(crate) execs: crate::container::ExecStore,
     /// Whether this process watches shims (berthd) or only looks when asked (daemonless).
     pub(crate) watching: bool,
     /// This engine itself, for tasks that outlive a call (shim watchers).
@@ -157,6 +165,7 @@ impl Engine {
             index: RwLock::new(Index::default()),
             events: Events::with_journal(journal),
             cgroups,
+            execs: Default::default(),
             watching: watch,
             me: me.clone(),
             _root_lock: root_lock,

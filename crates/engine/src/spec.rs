@@ -334,7 +334,8 @@ const RLIMITS: [&str; 16] = [
     "RLIMIT_STACK",
 ];
 
-const ALL_CAPABILITIES: [&str; 41] = [
+/// Every capability the kernel knows: what `--privileged` (and a privileged exec) gets.
+pub const ALL_CAPABILITIES: [&str; 41] = [
     "CAP_CHOWN",
     "CAP_DAC_OVERRIDE",
     "CAP_DAC_READ_SEARCH",

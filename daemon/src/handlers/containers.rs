@@ -164,24 +164,17 @@ pub async fn prune(
     Ok(Json(engine.prune_containers(&caller, &filters).await?).into_response())
 }
 
-/// `POST /containers/{id}/resize`. berth has no terminals yet, so this only checks the
-/// container exists and the size is sane.
+/// `POST /containers/{id}/resize?h=&w=`: the container's terminal size (SIGWINCH reaches
+/// its foreground process).
 pub async fn resize(
     State(engine): State<Arc<Engine>>,
     CallerId(caller): CallerId,
     Path(id): Path<String>,
     params: Params,
 ) -> Result<StatusCode, ApiError> {
-    for key in ["h", "w"] {
-        if let Some(v) = params.int(key)? {
-            if !(0..=u16::MAX as i64).contains(&v) {
-                return Err(ApiError::bad_request(format!(
-                    "invalid terminal size {key}={v}"
-                )));
-            }
-        }
-    }
-    engine.inspect_container(&caller, &id).await?;
+    let h = super::exec::dimension(&params, "h")?;
+    let w = super::exec::dimension(&params, "w")?;
+    engine.resize_container(&caller, &id, h, w).await?;
     Ok(StatusCode::OK)
 }
 

@@ -1,4 +1,5 @@
-//! Streaming container endpoints: `logs` (chunked) and `attach` (hijacked connection).
+//! Streaming container endpoints: `logs` (chunked) and `attach` (hijacked connection), and
+//! the hijacking exec start shares.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -8,9 +9,9 @@ use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use engine::container::{LogChunk, LogOptions, LogStream};
+use engine::container::{AttachInput, AttachOptions, LogChunk, LogOptions, LogStream};
 use engine::Engine;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use crate::error::ApiError;
@@ -87,36 +88,37 @@ pub async fn logs(
     Ok(Body::from_stream(chunk_stream(rx, tty, timestamps)).into_response())
 }
 
-/// `POST /containers/{id}/attach`: with `Upgrade: tcp`, answers `101 UPGRADED` and then
-/// writes the container's output on the raw connection until it exits; without, streams the
-/// same bytes as the response body.
-pub async fn attach(
-    State(engine): State<Arc<Engine>>,
-    CallerId(caller): CallerId,
-    Path(id): Path<String>,
-    params: Params,
-    mut req: Request,
-) -> Result<Response, ApiError> {
-    let stream = params.bool("stream", false)?;
-    let stdout = params.bool("stdout", false)?;
-    let stderr = params.bool("stderr", false)?;
-    let (tty, rx) = engine.attach_output(&caller, &id, stdout, stderr).await?;
-    let rx = if stream { rx } else { mpsc::channel(1).1 };
-    let content_type = if tty {
+/// What a hijacked stream carries: the engine's output (and, with stdin, the way in).
+pub struct Hijack {
+    /// Raw bytes (a terminal) or stdcopy frames.
+    pub tty: bool,
+    pub output: mpsc::Receiver<LogChunk>,
+    pub input: Option<AttachInput>,
+}
+
+/// Whether the client asked to upgrade the connection (`Upgrade: tcp`).
+fn wants_upgrade(req: &Request) -> bool {
+    req.headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("tcp"))
+}
+
+/// Answers a stream request: with `Upgrade: tcp`, `101 UPGRADED` and then the raw
+/// connection both ways (output until the engine ends it, input until the client's
+/// half-close); without, the output as the response body.
+pub fn hijack(mut req: Request, stream: Hijack) -> Response {
+    let content_type = if stream.tty {
         "application/vnd.docker.raw-stream"
     } else {
         "application/vnd.docker.multiplexed-stream"
     };
-    let wants_upgrade = req
-        .headers()
-        .get(header::UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("tcp"));
-    if !wants_upgrade {
-        let mut resp = Body::from_stream(chunk_stream(rx, tty, false)).into_response();
+    let Hijack { tty, output, input } = stream;
+    if !wants_upgrade(&req) {
+        let mut resp = Body::from_stream(chunk_stream(output, tty, false)).into_response();
         resp.headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-        return Ok(resp);
+        return resp;
     }
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
@@ -125,26 +127,81 @@ pub async fn attach(
         let upgraded = match on_upgrade.await {
             Ok(u) => u,
             Err(e) => {
-                tracing::debug!(error = %e, "attach upgrade failed");
+                tracing::debug!(error = %e, "stream upgrade failed");
                 return;
             }
         };
-        let mut io = hyper_util::rt::TokioIo::new(upgraded);
-        let mut rx = rx;
-        while let Some(chunk) = rx.recv().await {
-            if io.write_all(&encode(&chunk, tty, false)).await.is_err() {
-                return;
+        let (mut reader, mut writer) = tokio::io::split(hyper_util::rt::TokioIo::new(upgraded));
+        // Input in a task of its own, so a container that does not read its stdin never
+        // stops its output; it is stopped when the output ends so the connection closes.
+        let input_task = input.map(|input| {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 32 * 1024];
+                loop {
+                    match reader.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if !input.write(buf[..n].to_vec()).await {
+                                break;
+                            }
+                        }
+                    }
+                }
+                // Dropping `input` is the client's end of input.
+            })
+        });
+        let mut output = output;
+        while let Some(chunk) = output.recv().await {
+            if writer.write_all(&encode(&chunk, tty, false)).await.is_err() {
+                break;
             }
         }
-        let _ = io.flush().await;
-        let _ = io.shutdown().await;
+        let _ = writer.flush().await;
+        let _ = writer.shutdown().await;
+        if let Some(task) = input_task {
+            task.abort();
+        }
     });
     let mut resp = StatusCode::SWITCHING_PROTOCOLS.into_response();
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
     h.insert(header::UPGRADE, HeaderValue::from_static("tcp"));
-    Ok(resp)
+    resp
+}
+
+/// `POST /containers/{id}/attach`: the container's live output (and, with `stdin=1`,
+/// its stdin) on a hijacked connection, from now on or from its next start.
+pub async fn attach(
+    State(engine): State<Arc<Engine>>,
+    CallerId(caller): CallerId,
+    Path(id): Path<String>,
+    params: Params,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let stream = params.bool("stream", false)?;
+    let opts = AttachOptions {
+        stdin: params.bool("stdin", false)? && stream,
+        stdout: params.bool("stdout", false)?,
+        stderr: params.bool("stderr", false)?,
+        detach_keys: params.get("detachKeys").map(str::to_string),
+    };
+    params.bool("logs", false)?;
+    let session = engine.attach_container(&caller, &id, opts).await?;
+    // Without `stream`, there is nothing live to send (berth keeps no attach log replay).
+    let output = if stream {
+        session.output
+    } else {
+        mpsc::channel(1).1
+    };
+    Ok(hijack(
+        req,
+        Hijack {
+            tty: session.tty,
+            output,
+            input: session.input,
+        },
+    ))
 }
 
 #[cfg(test)]

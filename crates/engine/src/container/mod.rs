@@ -24,6 +24,11 @@ mod top;
 mod update;
 mod wait;
 
+// Clients on a running container's stdio: attach, exec, and the shim link they share.
+mod attach;
+mod exec;
+mod link;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -40,6 +45,10 @@ pub use mounts::BindMount;
 pub use query::ListOptions;
 pub use stats::StatsOptions;
 pub use wait::WaitCondition;
+
+pub use attach::{AttachError, AttachInput, AttachOptions, AttachSession};
+pub(crate) use exec::ExecStore;
+pub use exec::{ExecError, ExecSession};
 
 /// The RFC 3339 value Docker shows for a time that never happened.
 pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
@@ -172,6 +181,8 @@ pub(crate) struct Container {
     pub lifecycle: watch::Sender<Lifecycle>,
     /// The restart policy's current back-off delay (Docker's: 100 ms, doubling).
     pub backoff: Mutex<std::time::Duration>,
+    /// Its shim's link and the attach sessions waiting for the next start.
+    pub streams: attach::Streams,
     /// Which version of the record file `record` holds (daemonless mode re-reads changes).
     pub stamp: Mutex<Option<disk::Stamp>>,
 }
@@ -192,6 +203,7 @@ impl Container {
             op: tokio::sync::Mutex::new(()),
             lifecycle: watch::channel(lifecycle).0,
             backoff: Mutex::new(std::time::Duration::ZERO),
+            streams: attach::Streams::default(),
             stamp: Mutex::new(None),
         }
     }

@@ -81,7 +81,7 @@ impl Engine {
             restart_count: rec.restart_count,
             driver: "overlay2".into(),
             platform: "linux".into(),
-            exec_ids: None,
+            exec_ids: self.exec_ids(&container.id),
             host_config: rec.host_config.clone(),
             graph_driver: GraphDriver {
                 data: graph,

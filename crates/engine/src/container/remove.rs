@@ -87,6 +87,9 @@ impl Engine {
             container.event_attributes(),
         );
         container.lifecycle.send_modify(|l| l.removed = true);
+        // Attach sessions waiting for a start that will not come end; execs go.
+        container.streams.close_waiting();
+        self.execs.forget(&container.id);
         Ok(())
     }
 

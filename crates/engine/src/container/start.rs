@@ -119,6 +119,9 @@ impl Engine {
         if !has(&env, "HOME") {
             env.push(format!("HOME={}", user.home));
         }
+        if rec.config.tty && !has(&env, "TERM") {
+            env.push("TERM=xterm".into());
+        }
 
         let files = write_etc_files(&container.dir, &rec.config.hostname)?;
         let mut args = vec![rec.path.clone()];
@@ -129,7 +132,7 @@ impl Engine {
             env,
             cwd: &cwd,
             user: &user,
-            tty: false,
+            tty: rec.config.tty,
             rootfs: root.clone(),
             hostname_file: files.0,
             hosts_file: files.1,
@@ -185,21 +188,29 @@ impl Engine {
                 .unwrap_or(1),
             exit_file: container.exit_file(),
             shim_log: run_dir.join("shim.log"),
-            tty: false,
-            stdin: false,
-            console_size: None,
+            tty: rec.config.tty,
+            stdin: rec.config.open_stdin,
+            console_size: rec
+                .host_config
+                .console_size
+                .filter(|&[h, w]| h > 0 && w > 0)
+                .map(|[h, w]| [h.min(65535) as u16, w.min(65535) as u16]),
         };
         let _ = std::fs::remove_file(container.exit_file());
         let config_path = run_dir.join("shim.json");
         crate::fsutil::write_json_atomic(&config_path, &shim_config)
             .map_err(|e| ContainerError::io("Failed to write the shim config", e))?;
+        // The shim's first control channel: attach sessions waiting for this start are
+        // on it before the container can write a byte.
+        let control = super::link::prepare_start(container)
+            .map_err(|e| ContainerError::io("Failed to create the shim's control channel", e))?;
         let shim_binary = self.config.shim_binary.clone();
-        let ready = tokio::task::spawn_blocking(move || shim::spawn(&shim_binary, &config_path, None))
-            .await
-            .map_err(|e| {
-                ContainerError::io("The shim start-up task failed", std::io::Error::other(e))
-            })?
-            .map_err(|e| ContainerError::io("Failed to start berth-shim", e))?;
+        let ready = tokio::task::spawn_blocking(move || {
+            shim::spawn(&shim_binary, &config_path, Some(control))
+        })
+        .await
+        .map_err(|e| ContainerError::io("The shim start-up task failed", std::io::Error::other(e)))?
+        .map_err(|e| ContainerError::io("Failed to start berth-shim", e))?;
         match ready {
             Ready::Started {
                 shim_pid,
