@@ -989,3 +989,180 @@ fn stream_put(d: &Daemon, path: &str, header: &[u8], size: u64) -> berth_tests::
     let _ = s.shutdown(std::net::Shutdown::Write);
     berth_tests::read_response(&mut std::io::BufReader::new(s), false).unwrap()
 }
+
+berth_tests::both_modes! {
+    /// `berth cp`, `diff`, `export` and `top` in docker's syntax, through berthd and
+    /// daemonless alike.
+    fn berth_cp_diff_export_and_top(mode: Mode) {
+        let d = Daemon::start_in(mode);
+        let host = tempfile::tempdir().unwrap();
+        let h = host.path();
+        ok(&d.berth(&[
+            "run", "-d", "--name", "bc", "busybox", "sh", "-c",
+            "echo made > /made; ln -s / /hostroot; echo container-shadow > /etc/shadow; \
+             touch /ready; sleep 300",
+        ]));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !d.berth(&["cp", "bc:/ready", "-"]).status.success() {
+            assert!(Instant::now() < deadline, "the container never got ready");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let up = d
+            .data_root()
+            .join("containers")
+            .join(ok(&d.berth(&["inspect", "-f", "{{.Id}}", "bc"])).trim())
+            .join("diff");
+
+        // In: a file with its owner, a directory, and a tar on stdin.
+        std::fs::write(h.join("f.txt"), "file\n").unwrap();
+        nix::unistd::chown(
+            &h.join("f.txt"),
+            Some(nix::unistd::Uid::from_raw(1234)),
+            Some(nix::unistd::Gid::from_raw(5678)),
+        )
+        .unwrap();
+        std::fs::create_dir_all(h.join("tree/sub")).unwrap();
+        std::fs::write(h.join("tree/sub/file"), "deep\n").unwrap();
+        std::os::unix::fs::symlink("sub/file", h.join("tree/link")).unwrap();
+        ok(&d.berth(&["cp", "-a", h.join("f.txt").to_str().unwrap(), "bc:/tmp/"]));
+        let m = std::fs::metadata(up.join("tmp/f.txt")).unwrap();
+        assert_eq!((m.uid(), m.gid()), (1234, 5678));
+        ok(&d.berth(&["cp", h.join("tree").to_str().unwrap(), "bc:/tmp/"]));
+        ok(&d.berth(&["cp", h.join("tree").to_str().unwrap(), "bc:/tmp/renamed"]));
+        assert_eq!(std::fs::read_to_string(up.join("tmp/tree/sub/file")).unwrap(), "deep\n");
+        assert_eq!(std::fs::read_to_string(up.join("tmp/renamed/sub/file")).unwrap(), "deep\n");
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_size(6);
+        header.set_mode(0o600);
+        header.set_cksum();
+        tar.append_data(&mut header, "from-stdin", &b"stdin\n"[..]).unwrap();
+        let tar = tar.into_inner().unwrap();
+        let mut cmd = d.berth_cmd(&["cp", "-", "bc:/tmp"]);
+        cmd.stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        child.stdin.take().unwrap().write_all(&tar).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert_eq!(std::fs::read_to_string(up.join("tmp/from-stdin")).unwrap(), "stdin\n");
+
+        // Out: renamed, contents only, a followed link, through a link to `/`, as a tar.
+        let o = h.join("out");
+        std::fs::create_dir(&o).unwrap();
+        ok(&d.berth(&["cp", "bc:/tmp/tree", o.join("t2").to_str().unwrap()]));
+        assert_eq!(std::fs::read_to_string(o.join("t2/sub/file")).unwrap(), "deep\n");
+        assert!(o.join("t2/link").is_symlink());
+        ok(&d.berth(&["cp", "bc:/tmp/tree/.", o.join("contents").to_str().unwrap()]));
+        assert!(o.join("contents/sub/file").is_file());
+        ok(&d.berth(&["cp", "-L", "bc:/tmp/tree/link", o.join("followed").to_str().unwrap()]));
+        assert!(!o.join("followed").is_symlink());
+        assert_eq!(std::fs::read_to_string(o.join("followed")).unwrap(), "deep\n");
+        ok(&d.berth(&["cp", "bc:/hostroot/etc/shadow", o.to_str().unwrap()]));
+        assert_eq!(std::fs::read_to_string(o.join("shadow")).unwrap(), "container-shadow\n");
+        // Without -a the files are the caller's; with -a the container's owners stay.
+        ok(&d.berth(&["cp", "bc:/tmp/f.txt", o.join("mine").to_str().unwrap()]));
+        assert_eq!(std::fs::metadata(o.join("mine")).unwrap().uid(), 0);
+        ok(&d.berth(&["cp", "-a", "bc:/tmp/f.txt", o.join("theirs").to_str().unwrap()]));
+        assert_eq!(std::fs::metadata(o.join("theirs")).unwrap().uid(), 1234);
+        let out = d.berth(&["cp", "bc:/made", "-"]);
+        assert!(out.status.success());
+        let e = tar_entries(&out.stdout);
+        assert_eq!((e[0].name.as_str(), e[0].data.as_slice()), ("made", &b"made\n"[..]));
+        let out = d.berth(&["cp", "bc:/nonexistent", o.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            text(&out.stderr).contains("Could not find the file /nonexistent in container bc"),
+            "{}",
+            text(&out.stderr)
+        );
+        let out = d.berth(&["cp", h.join("tree").to_str().unwrap(), "bc:/tmp/f.txt"]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(text(&out.stderr).contains("cannot copy directory"), "{}", text(&out.stderr));
+
+        // diff, export and top.
+        let diff = ok(&d.berth(&["diff", "bc"]));
+        for line in ["A /made", "A /hostroot", "C /tmp", "A /tmp/f.txt", "A /tmp/tree/sub/file"] {
+            assert!(diff.lines().any(|l| l == line), "{line} missing from:\n{diff}");
+        }
+        let exported = h.join("e.tar");
+        ok(&d.berth(&["export", "-o", exported.to_str().unwrap(), "bc"]));
+        let listing = names(&std::fs::read(&exported).unwrap());
+        assert!(listing.iter().any(|n| n == "made"), "{listing:?}");
+        assert!(listing.iter().any(|n| n == "tmp/tree/sub/file"), "{listing:?}");
+        let top = ok(&d.berth(&["top", "bc", "-o", "pid,comm"]));
+        let mut lines = top.lines();
+        assert_eq!(lines.next().unwrap().split_whitespace().collect::<Vec<_>>(), ["PID", "COMMAND"]);
+        assert!(lines.any(|l| l.ends_with("sleep")), "{top}");
+        let stats = ok(&d.berth(&["stats", "--no-stream", "--format", "{{.Name}} {{.PIDs}} {{.MemUsage}}", "bc"]));
+        let f: Vec<&str> = stats.split_whitespace().collect();
+        assert_eq!((f[0], f[1], f[3]), ("bc", "1", "/"), "{stats}");
+        ok(&d.berth(&["rm", "-f", "bc"]));
+    }
+}
+
+#[test]
+fn berth_and_docker_show_the_same() {
+    let d = Daemon::start();
+    ok(&d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "same",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir /newdir && echo x > /newdir/f && rm /bin/true && sleep 301 & sleep 302; echo done",
+    ]));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ok(&d.docker(&["diff", "same"])).contains("/newdir/f") {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        ok(&d.berth(&["diff", "same"])),
+        ok(&d.docker(&["diff", "same"]))
+    );
+    assert_eq!(
+        ok(&d.berth(&["top", "same", "-o", "pid,ppid,args"])),
+        ok(&d.docker(&["top", "same", "-o", "pid,ppid,args"]))
+    );
+    let host = tempfile::tempdir().unwrap();
+    for (tool, dir) in [("berth", "b"), ("docker", "d")] {
+        let dst = host.path().join(dir);
+        let out = if tool == "berth" {
+            d.berth(&["cp", "same:/newdir", dst.to_str().unwrap()])
+        } else {
+            d.docker(&["cp", "same:/newdir", dst.to_str().unwrap()])
+        };
+        assert!(out.status.success(), "{tool}: {}", text(&out.stderr));
+    }
+    assert_eq!(
+        std::fs::read(host.path().join("b/f")).unwrap(),
+        std::fs::read(host.path().join("d/f")).unwrap()
+    );
+    let b = ok(&d.berth(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.ID}} {{.Name}} {{.PIDs}}",
+        "same",
+    ]));
+    let k = ok(&d.docker(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.ID}} {{.Name}} {{.PIDs}}",
+        "same",
+    ]));
+    assert_eq!(b, k);
+    assert_eq!(
+        ok(&d.berth(&["stats", "--no-stream", "same"]))
+            .lines()
+            .next(),
+        ok(&d.docker(&["stats", "--no-stream", "same"]))
+            .lines()
+            .next()
+    );
+}

@@ -420,3 +420,46 @@ fn docker_top_lists_the_containers_processes() {
     );
     still_serving(&d);
 }
+
+#[test]
+fn berth_stats_streams_a_table_every_second() {
+    let d = Daemon::start();
+    ok(&d.berth(&["run", "-d", "--name", "live", "busybox", "sleep", "300"]));
+    let mut child = d
+        .berth_cmd(&["stats"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut out, &mut buf);
+        buf
+    });
+    std::thread::sleep(Duration::from_millis(3500));
+    // A container started meanwhile joins the table.
+    ok(&d.berth(&["run", "-d", "--name", "late", "busybox", "sleep", "300"]));
+    std::thread::sleep(Duration::from_millis(2500));
+    let _ = child.kill();
+    let _ = child.wait();
+    let out = text(&reader.join().unwrap());
+    let frames: Vec<&str> = out
+        .split("\x1b[2J\x1b[H")
+        .filter(|f| !f.is_empty())
+        .collect();
+    assert!(frames.len() >= 4, "{out:?}");
+    for f in &frames {
+        assert!(f.starts_with("CONTAINER ID   NAME"), "{f:?}");
+    }
+    assert!(
+        frames
+            .iter()
+            .any(|f| f.lines().any(|l| l.contains(" live "))),
+        "{out}"
+    );
+    assert!(frames.last().unwrap().contains(" late "), "{out}");
+    // The first frame has no sample yet; later ones have numbers.
+    assert!(frames.last().unwrap().contains('%'));
+    still_serving(&d);
+}

@@ -15,9 +15,9 @@ use std::sync::Arc;
 use api_types::filters::Filters;
 use api_types::stdcopy::{frame, StreamKind};
 use api_types::{
-    ContainerCreateRequest, ContainerCreateResponse, ContainerInspect, ContainerSummary,
-    ContainersPruneResponse, ImageDeleteItem, ImageInspect, ImageSummary, Info, ProgressMessage,
-    Version,
+    ContainerChange, ContainerCreateRequest, ContainerCreateResponse, ContainerInspect,
+    ContainerPathStat, ContainerSummary, ContainerTopResponse, ContainersPruneResponse,
+    ImageDeleteItem, ImageInspect, ImageSummary, Info, ProgressMessage, Version,
 };
 use bytes::Bytes;
 use engine::container::{ListOptions, LogChunk, LogOptions, LogStream};
@@ -28,6 +28,7 @@ use tokio_util::io::{StreamReader, SyncIoBridge};
 use super::http::CLIENT_API_VERSION;
 use super::{
     AttachOptions, AttachStream, Backend, BackendError, ByteReader, ContainerListOptions,
+    CopyFrom, CopyToOptions, StatsStream,
     ErrorKind, EventStream, EventsOptions, ImageListOptions, ImportOptions, ImportSource,
     Inspected, LogsOptions, PingInfo, ProgressStream, RemoveOptions, Result, WaitCondition,
     WaitHandle,
@@ -495,6 +496,89 @@ impl Backend for EngineBackend {
             .remove_image(&self.caller, name, force)
             .map_err(refused)
     }
+
+    async fn stat_container_path(&self, id: &str, path: &str) -> Result<ContainerPathStat> {
+        self.engine
+            .stat_container_path(&self.caller, id, path)
+            .await
+            .map_err(refused)
+    }
+
+    async fn copy_from_container(&self, id: &str, path: &str) -> Result<CopyFrom> {
+        let (stat, rx) = self
+            .engine
+            .archive_container_path(&self.caller, id, path)
+            .await
+            .map_err(refused)?;
+        Ok(CopyFrom {
+            stat,
+            content: tar_reader(rx),
+        })
+    }
+
+    async fn copy_to_container(
+        &self,
+        id: &str,
+        path: &str,
+        content: ByteReader,
+        opts: CopyToOptions,
+    ) -> Result<()> {
+        let opts = engine::container::CopyToOptions {
+            no_overwrite_dir_non_dir: opts.no_overwrite_dir_non_dir,
+            copy_uid_gid: opts.copy_uid_gid,
+        };
+        let input = Box::new(SyncIoBridge::new(content));
+        self.engine
+            .extract_to_container(&self.caller, id, path, opts, input)
+            .await
+            .map_err(refused)
+    }
+
+    async fn export_container(&self, id: &str) -> Result<ByteReader> {
+        let rx = self
+            .engine
+            .export_container(&self.caller, id)
+            .await
+            .map_err(refused)?;
+        Ok(tar_reader(rx))
+    }
+
+    async fn container_changes(&self, id: &str) -> Result<Vec<ContainerChange>> {
+        self.engine
+            .container_changes(&self.caller, id)
+            .await
+            .map_err(refused)
+    }
+
+    async fn container_stats(&self, id: &str, stream: bool) -> Result<StatsStream> {
+        let opts = engine::container::StatsOptions {
+            stream,
+            one_shot: false,
+        };
+        let rx = self
+            .engine
+            .container_stats(&self.caller, id, opts)
+            .await
+            .map_err(refused)?;
+        Ok(Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|s| (Ok(s), rx))
+        })))
+    }
+
+    async fn container_top(&self, id: &str, ps_args: Option<&str>) -> Result<ContainerTopResponse> {
+        self.engine
+            .top_container(&self.caller, id, ps_args)
+            .await
+            .map_err(refused)
+    }
+}
+
+/// An engine tar stream as a reader; a failure part-way is a read error, not an early end.
+fn tar_reader(rx: engine::container::TarStream) -> ByteReader {
+    let chunks = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|c| (c, rx))
+    });
+    Box::pin(StreamReader::new(chunks))
 }
 
 /// Drains a stream of events into a vector (for tests).

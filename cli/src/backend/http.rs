@@ -10,9 +10,10 @@ use std::sync::Arc;
 
 use api_types::filters::Filters;
 use api_types::{
-    ContainerCreateRequest, ContainerCreateResponse, ContainerInspect, ContainerSummary,
+    ContainerChange, ContainerCreateRequest, ContainerCreateResponse, ContainerInspect,
+    ContainerPathStat, ContainerStats, ContainerSummary, ContainerTopResponse,
     ContainersPruneResponse, ErrorResponse, EventMessage, ImageDeleteItem, ImageInspect,
-    ImageSummary, Info, ProgressMessage, Version, WaitResponse,
+    ImageSummary, Info, ProgressMessage, Version, WaitResponse, PATH_STAT_HEADER,
 };
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt, TryStreamExt};
@@ -34,6 +35,7 @@ use tokio_util::io::{ReaderStream, StreamReader};
 
 use super::{
     AttachOptions, AttachStream, Backend, BackendError, ByteReader, ContainerListOptions,
+    CopyFrom, CopyToOptions, StatsStream,
     ErrorKind, EventStream, EventsOptions, ImageListOptions, ImportOptions, ImportSource,
     Inspected, LogsOptions, PingInfo, ProgressStream, RemoveOptions, Result, WaitCondition,
     WaitHandle,
@@ -907,11 +909,156 @@ impl Backend for HttpBackend {
             .await?;
         read_json(resp).await
     }
+
+    async fn stat_container_path(&self, id: &str, path: &str) -> Result<ContainerPathStat> {
+        let resp = self
+            .send(
+                Method::HEAD,
+                &format!("/containers/{}/archive", path_escape(id)),
+                Query::new().set("path", path),
+                empty(),
+                &[],
+            )
+            .await?;
+        path_stat(&resp)
+    }
+
+    async fn copy_from_container(&self, id: &str, path: &str) -> Result<CopyFrom> {
+        let resp = self
+            .send(
+                Method::GET,
+                &format!("/containers/{}/archive", path_escape(id)),
+                Query::new().set("path", path),
+                empty(),
+                &[],
+            )
+            .await?;
+        let stat = path_stat(&resp)?;
+        Ok(CopyFrom {
+            stat,
+            content: body_reader(resp),
+        })
+    }
+
+    async fn copy_to_container(
+        &self,
+        id: &str,
+        path: &str,
+        content: ByteReader,
+        opts: CopyToOptions,
+    ) -> Result<()> {
+        let query = Query::new()
+            .set("path", path)
+            .opt("noOverwriteDirNonDir", opts.no_overwrite_dir_non_dir.then_some("true"))
+            .opt("copyUIDGID", opts.copy_uid_gid.then_some("true"));
+        let resp = self
+            .send(
+                Method::PUT,
+                &format!("/containers/{}/archive", path_escape(id)),
+                query,
+                stream_body(content),
+                &[("content-type", "text/plain")],
+            )
+            .await?;
+        let _ = resp.into_body().collect().await;
+        Ok(())
+    }
+
+    async fn export_container(&self, id: &str) -> Result<ByteReader> {
+        let resp = self
+            .send(
+                Method::GET,
+                &format!("/containers/{}/export", path_escape(id)),
+                Query::new(),
+                empty(),
+                &[],
+            )
+            .await?;
+        Ok(body_reader(resp))
+    }
+
+    async fn container_changes(&self, id: &str) -> Result<Vec<ContainerChange>> {
+        let changes: Option<Vec<ContainerChange>> = self
+            .get_json(
+                &format!("/containers/{}/changes", path_escape(id)),
+                Query::new(),
+            )
+            .await?;
+        Ok(changes.unwrap_or_default())
+    }
+
+    async fn container_stats(&self, id: &str, stream: bool) -> Result<StatsStream> {
+        let resp = self
+            .send(
+                Method::GET,
+                &format!("/containers/{}/stats", path_escape(id)),
+                Query::new().set("stream", if stream { "1" } else { "0" }),
+                empty(),
+                &[],
+            )
+            .await?;
+        Ok(Box::pin(json_stream::<ContainerStats>(body_reader(resp))))
+    }
+
+    async fn container_top(&self, id: &str, ps_args: Option<&str>) -> Result<ContainerTopResponse> {
+        self.get_json(
+            &format!("/containers/{}/top", path_escape(id)),
+            Query::new().opt("ps_args", ps_args),
+        )
+        .await
+    }
+}
+
+/// The `X-Docker-Container-Path-Stat` header of an archive response.
+fn path_stat(resp: &Response<Incoming>) -> Result<ContainerPathStat> {
+    let bad = |why: String| BackendError::Protocol {
+        message: format!("unable to decode container path stat header: {why}"),
+    };
+    let value = resp
+        .headers()
+        .get(PATH_STAT_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| bad("it is missing".into()))?;
+    let json = base64_decode(value).ok_or_else(|| bad("it is not base64".into()))?;
+    serde_json::from_slice(&json).map_err(|e| bad(e.to_string()))
+}
+
+/// Standard base64, with or without padding.
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len() / 4 * 3);
+    let mut acc = 0u32;
+    let mut bits = 0;
+    for c in s.bytes().filter(|&c| c != b'=') {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn path_stats_decode_from_base64() {
+        assert_eq!(base64_decode("Zm9vYmFy").unwrap(), b"foobar");
+        assert_eq!(base64_decode("Zm8=").unwrap(), b"fo");
+        assert_eq!(base64_decode("Zg").unwrap(), b"f");
+        assert!(base64_decode("a!").is_none());
+    }
 
     #[test]
     fn queries_encode_like_go_url_values() {

@@ -14,7 +14,8 @@ use std::pin::Pin;
 
 use api_types::filters::Filters;
 use api_types::{
-    ContainerCreateRequest, ContainerCreateResponse, ContainerInspect, ContainerSummary,
+    ContainerChange, ContainerCreateRequest, ContainerCreateResponse, ContainerInspect,
+    ContainerPathStat, ContainerStats, ContainerSummary, ContainerTopResponse,
     ContainersPruneResponse, EventMessage, ImageDeleteItem, ImageInspect, ImageSummary, Info,
     ProgressMessage, Version, WaitResponse,
 };
@@ -35,6 +36,9 @@ pub type EventStream =
 /// A wait the engine has accepted; resolves when the condition is met.
 pub type WaitHandle =
     Pin<Box<dyn Future<Output = std::result::Result<WaitResponse, BackendError>> + Send>>;
+/// Resource-use samples of a container, as they are taken.
+pub type StatsStream =
+    Pin<Box<dyn Stream<Item = std::result::Result<ContainerStats, BackendError>> + Send>>;
 
 /// What kind of refusal an engine error is, as docker's errdefs classify them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -221,6 +225,21 @@ pub struct EventsOptions {
     pub filters: Filters,
 }
 
+/// A tar archive of a path in a container, with the path's stat.
+pub struct CopyFrom {
+    pub stat: ContainerPathStat,
+    pub content: ByteReader,
+}
+
+/// Options of an upload into a container.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CopyToOptions {
+    /// Refuse to replace a directory with a non-directory or the reverse.
+    pub no_overwrite_dir_non_dir: bool,
+    /// `cp -a`: with a container user set, that user owns what arrives.
+    pub copy_uid_gid: bool,
+}
+
 /// A container engine as the CLI sees it.
 pub trait Backend: Send + Sync {
     /// Checks the engine answers and settles the API version.
@@ -341,4 +360,44 @@ pub trait Backend: Send + Sync {
         force: bool,
         no_prune: bool,
     ) -> impl Future<Output = Result<Vec<ImageDeleteItem>>> + Send;
+
+    /// The stat of a path in a container.
+    fn stat_container_path(
+        &self,
+        id: &str,
+        path: &str,
+    ) -> impl Future<Output = Result<ContainerPathStat>> + Send;
+    /// A tar archive of a path in a container.
+    fn copy_from_container(
+        &self,
+        id: &str,
+        path: &str,
+    ) -> impl Future<Output = Result<CopyFrom>> + Send;
+    /// Extracts a tar archive into a directory of a container.
+    fn copy_to_container(
+        &self,
+        id: &str,
+        path: &str,
+        content: ByteReader,
+        opts: CopyToOptions,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// A tar archive of a container's whole file system.
+    fn export_container(&self, id: &str) -> impl Future<Output = Result<ByteReader>> + Send;
+    /// What a container changed in its file system.
+    fn container_changes(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Vec<ContainerChange>>> + Send;
+    /// Resource-use samples: one, or one a second until the stream is dropped.
+    fn container_stats(
+        &self,
+        id: &str,
+        stream: bool,
+    ) -> impl Future<Output = Result<StatsStream>> + Send;
+    /// A container's processes, with `ps` options.
+    fn container_top(
+        &self,
+        id: &str,
+        ps_args: Option<&str>,
+    ) -> impl Future<Output = Result<ContainerTopResponse>> + Send;
 }

@@ -3,6 +3,8 @@
 
 pub mod bench;
 pub mod container_opts;
+pub mod cp;
+pub mod export;
 pub mod images;
 pub mod inspect;
 pub mod lifecycle;
@@ -11,7 +13,9 @@ pub mod logs;
 pub mod prune;
 pub mod ps;
 pub mod run;
+pub mod stats;
 pub mod system;
+pub mod top;
 pub mod update;
 
 use clap::Subcommand;
@@ -51,6 +55,16 @@ pub enum Command {
     Unpause(lifecycle::ContainersArgs),
     /// Update configuration of one or more containers
     Update(update::UpdateArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(cp::CpArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(export::ExportArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(export::DiffArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(stats::StatsArgs),
+    /// Display the running processes of a container
+    Top(top::TopArgs),
     /// List images
     Images(images::ImagesArgs),
     /// Download an image from a registry
@@ -117,6 +131,16 @@ pub enum ContainerCommand {
     Unpause(lifecycle::ContainersArgs),
     /// Update configuration of one or more containers
     Update(update::UpdateArgs),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(cp::CpArgs),
+    /// Export a container's filesystem as a tar archive
+    Export(export::ExportArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff(export::DiffArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(stats::StatsArgs),
+    /// Display the running processes of a container
+    Top(top::TopArgs),
     /// Remove all stopped containers
     Prune(prune::PruneArgs),
 }
@@ -171,6 +195,11 @@ impl Command {
                 ContainerCommand::Pause(a) => Self::Pause(a),
                 ContainerCommand::Unpause(a) => Self::Unpause(a),
                 ContainerCommand::Update(a) => Self::Update(a),
+                ContainerCommand::Cp(a) => Self::Cp(a),
+                ContainerCommand::Export(a) => Self::Export(a),
+                ContainerCommand::Diff(a) => Self::Diff(a),
+                ContainerCommand::Stats(a) => Self::Stats(a),
+                ContainerCommand::Top(a) => Self::Top(a),
                 ContainerCommand::Prune(a) => Self::Container(ContainerCommand::Prune(a)),
             },
             Self::Image(c) => match c {
@@ -209,6 +238,11 @@ pub async fn execute<B: Backend>(backend: &B, command: Command) -> anyhow::Resul
         Command::Pause(a) => lifecycle::pause(backend, a).await,
         Command::Unpause(a) => lifecycle::unpause(backend, a).await,
         Command::Update(a) => update::update(backend, a).await,
+        Command::Cp(a) => cp::cp(backend, a).await,
+        Command::Export(a) => export::export(backend, a).await,
+        Command::Diff(a) => export::diff(backend, a).await,
+        Command::Stats(a) => stats::stats(backend, a).await,
+        Command::Top(a) => top::top(backend, a).await,
         Command::Images(a) => images::images(backend, a).await,
         Command::Pull(a) => images::pull(backend, a).await,
         Command::Load(a) => load::load(backend, a).await,

@@ -17,7 +17,7 @@ use rustix::fs::{self as rfs, FileType, Mode, OFlags};
 use rustix::io::Errno;
 use tokio::sync::mpsc;
 
-use super::extract::{self, Budget, ExtractOptions};
+use super::extract::{self, Budget, ExtractOptions, Owners};
 use super::fsroot::{
     clean_components, follow_in_scope, is_pseudo_fs, open_dir_in, open_in, ContainerRoot, RootView,
 };
@@ -197,10 +197,11 @@ impl Engine {
                     path: super::fsroot::join_abs(&dest),
                 });
             }
-            let chown = if opts.copy_uid_gid && !user.is_empty() {
-                Some(container_user(&root, &user)?)
+            let owners = if opts.copy_uid_gid && !user.is_empty() {
+                let (uid, gid) = container_user(&root, &user)?;
+                Owners::Fixed(uid, gid)
             } else {
-                None
+                Owners::Archive
             };
             let budget = Budget::of(&dest_fd).map_err(|e| ArchiveError::Io {
                 context: "cannot measure the free space of the container's file system".into(),
@@ -208,7 +209,8 @@ impl Engine {
             })?;
             let xopts = ExtractOptions {
                 no_overwrite_dir_non_dir: opts.no_overwrite_dir_non_dir,
-                chown,
+                owners,
+                rename: None,
             };
             extract::extract(&root.fd, dest, &mut input, xopts, budget)
         })

@@ -28,6 +28,7 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 use std::rc::Rc;
 
 use rustix::fs::{
@@ -48,13 +49,27 @@ const ENTRY_COST: u64 = 512;
 const PAX_XATTR_PREFIX: &[u8] = b"SCHILY.xattr.";
 const OVERLAY_XATTR_PREFIX: &[u8] = b"trusted.overlay.";
 
-/// How an upload is extracted.
-#[derive(Debug, Clone, Copy, Default)]
+/// Who owns what is extracted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Owners {
+    /// The owners the archive names (dockerd's default).
+    #[default]
+    Archive,
+    /// One owner for everything (`copyUIDGID` with a container user).
+    Fixed(u32, u32),
+    /// Whoever extracts: no `chown` at all (`docker cp` to the host).
+    Caller,
+}
+
+/// How an archive is extracted.
+#[derive(Debug, Clone, Default)]
 pub struct ExtractOptions {
     /// Refuse to replace a directory with a non-directory or the reverse.
     pub no_overwrite_dir_non_dir: bool,
-    /// Owner for every entry instead of the archive's (`copyUIDGID` with a container user).
-    pub chown: Option<(u32, u32)>,
+    pub owners: Owners,
+    /// Renames the archive's first name component `.0` to `.1` (docker's
+    /// `RebaseArchiveEntries`, applied while extracting); `/` as `.0` prefixes every name.
+    pub rename: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 /// What the destination file system can still take.
@@ -92,11 +107,52 @@ pub(crate) fn extract(
     opts: ExtractOptions,
     budget: Budget,
 ) -> Result<u64, ArchiveError> {
+    let shown = join_abs(&dest);
+    extract_shown(root, dest, shown, reader, opts, budget)
+}
+
+/// Extracts a tar stream into a directory of this host (`berth cp CONTAINER:SRC DST`), with
+/// the same rules and bounds as an upload into a container, `dir` standing for the root:
+/// nothing the archive holds can land outside it.
+pub fn extract_into_host_dir(
+    dir: &Path,
+    reader: &mut dyn Read,
+    opts: ExtractOptions,
+) -> Result<u64, ArchiveError> {
+    let io_error = |e: io::Error| ArchiveError::Io {
+        context: format!("cannot open {}", dir.display()),
+        source: e,
+    };
+    let root = rfs::open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| io_error(e.into()))?;
+    let budget = Budget::of(&root).map_err(io_error)?;
+    extract_shown(
+        &root,
+        Vec::new(),
+        dir.display().to_string(),
+        reader,
+        opts,
+        budget,
+    )
+}
+
+fn extract_shown(
+    root: &OwnedFd,
+    dest: Vec<Vec<u8>>,
+    dest_shown: String,
+    reader: &mut dyn Read,
+    opts: ExtractOptions,
+    budget: Budget,
+) -> Result<u64, ArchiveError> {
     let refusal = Rc::new(RefCell::new(None));
     let mut x = Extractor {
         root,
         refusal: refusal.clone(),
-        dest_shown: join_abs(&dest),
+        dest_shown,
         dest,
         opts,
         budget,
@@ -185,7 +241,7 @@ impl Extractor<'_> {
         if kind.is_pax_global_extensions() {
             return Ok(());
         }
-        let raw = entry.path_bytes().into_owned();
+        let raw = self.renamed(&entry.path_bytes());
         let shown = String::from_utf8_lossy(&raw).into_owned();
         let rel = clean_relative(&raw).ok_or_else(|| ArchiveError::Breakout {
             message: format!("{shown:?} is outside of {:?}", self.dest_shown),
@@ -280,15 +336,16 @@ impl Extractor<'_> {
                 self.charge(target.len() as u64)?;
                 rfs::symlinkat(OsStr::from_bytes(&target), &parent, name)
                     .map_err(|e| io_err(&shown, e))?;
-                let (uid, gid) = self.owner(&meta);
-                rfs::chownat(
-                    &parent,
-                    name,
-                    Some(Uid::from_raw(uid)),
-                    Some(Gid::from_raw(gid)),
-                    AtFlags::SYMLINK_NOFOLLOW,
-                )
-                .map_err(|e| io_err(&shown, e))?;
+                if let Some((uid, gid)) = self.owner(&meta) {
+                    rfs::chownat(
+                        &parent,
+                        name,
+                        Some(Uid::from_raw(uid)),
+                        Some(Gid::from_raw(gid)),
+                        AtFlags::SYMLINK_NOFOLLOW,
+                    )
+                    .map_err(|e| io_err(&shown, e))?;
+                }
                 if !meta.xattrs.is_empty() {
                     let path = format!("/proc/self/fd/{}/", parent.as_raw_fd());
                     let mut path = path.into_bytes();
@@ -307,7 +364,7 @@ impl Extractor<'_> {
                     .map_err(|e| io_err(&shown, e))?;
             }
             EntryType::Link => {
-                let target = entry.link_name_bytes().unwrap_or_default().into_owned();
+                let target = self.renamed(&entry.link_name_bytes().unwrap_or_default());
                 let breakout = || ArchiveError::Breakout {
                     message: format!(
                         "invalid hardlink {shown:?} -> {:?}",
@@ -361,13 +418,14 @@ impl Extractor<'_> {
                     return Err(io_err(&shown, Errno::AGAIN));
                 }
                 let path = format!("/proc/self/fd/{}", fd.as_raw_fd());
-                let (uid, gid) = self.owner(&meta);
-                rfs::chown(
-                    path.as_str(),
-                    Some(Uid::from_raw(uid)),
-                    Some(Gid::from_raw(gid)),
-                )
-                .map_err(|e| io_err(&shown, e))?;
+                if let Some((uid, gid)) = self.owner(&meta) {
+                    rfs::chown(
+                        path.as_str(),
+                        Some(Uid::from_raw(uid)),
+                        Some(Gid::from_raw(gid)),
+                    )
+                    .map_err(|e| io_err(&shown, e))?;
+                }
                 rfs::chmod(path.as_str(), Mode::from_raw_mode(meta.mode))
                     .map_err(|e| io_err(&shown, e))?;
                 for (key, value) in &meta.xattrs {
@@ -391,8 +449,33 @@ impl Extractor<'_> {
         Ok(())
     }
 
-    fn owner(&self, meta: &Meta) -> (u32, u32) {
-        self.opts.chown.unwrap_or((meta.uid, meta.gid))
+    fn owner(&self, meta: &Meta) -> Option<(u32, u32)> {
+        match self.opts.owners {
+            Owners::Archive => Some((meta.uid, meta.gid)),
+            Owners::Fixed(uid, gid) => Some((uid, gid)),
+            Owners::Caller => None,
+        }
+    }
+
+    /// A name with the archive's first component renamed, if asked.
+    fn renamed(&self, name: &[u8]) -> Vec<u8> {
+        let Some((old, new)) = &self.opts.rename else {
+            return name.to_vec();
+        };
+        if old.as_slice() == b"/" {
+            let mut out = new.clone();
+            out.extend_from_slice(name);
+            return out;
+        }
+        let rest = name.strip_prefix(old.as_slice());
+        match rest {
+            Some(rest) if rest.is_empty() || rest.starts_with(b"/") => {
+                let mut out = new.clone();
+                out.extend_from_slice(rest);
+                out
+            }
+            _ => name.to_vec(),
+        }
     }
 
     fn meta<R: Read>(
@@ -453,9 +536,10 @@ impl Extractor<'_> {
 
     /// Owner, then mode (a chown clears setuid), then xattrs of a file or directory.
     fn set_fd_meta(&self, fd: &impl AsFd, meta: &Meta, shown: &str) -> Result<(), ArchiveError> {
-        let (uid, gid) = self.owner(meta);
-        rfs::fchown(fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
-            .map_err(|e| io_err(shown, e))?;
+        if let Some((uid, gid)) = self.owner(meta) {
+            rfs::fchown(fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
+                .map_err(|e| io_err(shown, e))?;
+        }
         rfs::fchmod(fd, Mode::from_raw_mode(meta.mode)).map_err(|e| io_err(shown, e))?;
         for (key, value) in &meta.xattrs {
             let r = rfs::fsetxattr(fd, OsStr::from_bytes(key), value, XattrFlags::empty());
@@ -956,10 +1040,10 @@ mod tests {
         assert_eq!(fs::read(f.root.join("tmp/x")).unwrap(), b"x");
         // With the container's user, everything is that user's.
         let opts = ExtractOptions {
-            chown: Some((7, 8)),
+            owners: Owners::Fixed(7, 8),
             ..Default::default()
         };
-        f.extract_with("/tmp", &tar, opts, PLENTY).unwrap();
+        f.extract_with("/tmp", &tar, opts.clone(), PLENTY).unwrap();
         let m = fs::symlink_metadata(f.root.join("tmp/d/s")).unwrap();
         assert_eq!((m.uid(), m.gid()), (7, 8));
     }
@@ -1021,13 +1105,13 @@ mod tests {
             ..Default::default()
         };
         let tar = TarMaker::default().file("d", b"x").finish();
-        let err = f.extract_with("/tmp", &tar, opts, PLENTY).unwrap_err();
+        let err = f.extract_with("/tmp", &tar, opts.clone(), PLENTY).unwrap_err();
         assert!(
             err.to_string().contains("cannot overwrite directory"),
             "{err}"
         );
         let tar = TarMaker::default().dir("file").finish();
-        let err = f.extract_with("/tmp", &tar, opts, PLENTY).unwrap_err();
+        let err = f.extract_with("/tmp", &tar, opts.clone(), PLENTY).unwrap_err();
         assert!(
             err.to_string().contains("cannot overwrite non-directory"),
             "{err}"
@@ -1114,5 +1198,36 @@ mod tests {
         let err = f.extract("/tmp", &bytes).unwrap_err();
         assert!(matches!(err, ArchiveError::TooLarge { .. }), "{err}");
         assert_eq!(fs::metadata(f.root.join("tmp/f")).unwrap().len(), 1024);
+    }
+
+    #[test]
+    fn host_extraction_renames_and_leaves_owners_to_the_caller() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut owned = TarMaker::header(EntryType::Regular, "tree/f", 0o640);
+        owned.set_uid(1234);
+        let tar = TarMaker::default()
+            .dir("tree/")
+            .raw(owned, b"f")
+            .hardlink("tree/h", "tree/f")
+            .file("other", b"untouched name")
+            .finish();
+        let opts = ExtractOptions {
+            no_overwrite_dir_non_dir: true,
+            owners: Owners::Caller,
+            rename: Some((b"tree".to_vec(), b"copy".to_vec())),
+        };
+        extract_into_host_dir(dir.path(), &mut &tar[..], opts).unwrap();
+        let m = fs::metadata(dir.path().join("copy/f")).unwrap();
+        assert_eq!((m.uid(), m.mode() & 0o777, m.nlink()), (nix::unistd::geteuid().as_raw(), 0o640, 2));
+        assert!(dir.path().join("other").is_file());
+        assert!(!dir.path().join("tree").exists());
+        // `/` as the old name prefixes every entry (an archive of a container's root).
+        let tar = TarMaker::default().raw(TarMaker::header(EntryType::Directory, "/", 0o755), b"").finish();
+        let opts = ExtractOptions {
+            rename: Some((b"/".to_vec(), b"rootcopy".to_vec())),
+            ..Default::default()
+        };
+        extract_into_host_dir(dir.path(), &mut &tar[..], opts).unwrap();
+        assert!(dir.path().join("rootcopy").is_dir());
     }
 }

@@ -40,10 +40,12 @@ use tokio::sync::watch;
 use crate::ErrorKind;
 
 pub use archive::{ArchiveError, CopyToOptions, TarStream};
+pub use extract::{extract_into_host_dir, ExtractOptions, Owners};
 pub use logs::{LogChunk, LogOptions, LogStream};
 pub use mounts::BindMount;
 pub use query::ListOptions;
 pub use stats::StatsOptions;
+pub use tarwrite::archive_host_path;
 pub use wait::WaitCondition;
 
 pub use attach::{AttachError, AttachInput, AttachOptions, AttachSession};

@@ -285,6 +285,33 @@ impl<W: Write> TreeArchiver<W> {
     }
 }
 
+/// A tar stream of a path of this host (`berth cp SRC CONTAINER:DST`): the node at `path`
+/// named `name`, and everything beneath it, written as the client reads it. With `follow`,
+/// a symlink at `path` is followed; symlinks beneath it never are.
+pub fn archive_host_path(
+    path: &std::path::Path,
+    name: &[u8],
+    follow: bool,
+) -> io::Result<super::TarStream> {
+    let mut flags = OFlags::PATH | OFlags::CLOEXEC;
+    if !follow {
+        flags |= OFlags::NOFOLLOW;
+    }
+    let node = rfs::open(path, flags, Mode::empty())?;
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let name = name.to_vec();
+    tokio::task::spawn_blocking(move || {
+        let mut archiver = TreeArchiver::new(ChannelWriter::new(tx));
+        let written = archiver
+            .append_tree(node, &name, true)
+            .and_then(|()| archiver.finish());
+        if let Ok(mut out) = written {
+            let _ = out.flush();
+        }
+    });
+    Ok(rx)
+}
+
 /// A file's `security.capability`, which Docker keeps in archives (as PAX `SCHILY.xattr`).
 fn capability(file: &File) -> Option<Vec<u8>> {
     let mut buf = vec![0u8; 256];
