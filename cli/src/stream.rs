@@ -3,9 +3,10 @@
 
 use std::io::IsTerminal;
 
+use api_types::detach::{parse_detach_keys, DetachDetector};
 use api_types::stdcopy::{Decoder, StreamKind};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::backend::ByteWriter;
 
@@ -61,13 +62,57 @@ pub async fn copy_to_stdio<R: AsyncRead + Unpin>(reader: R, tty: bool) -> anyhow
 }
 
 /// Forwards this process's stdin to the container and half-closes at EOF, so the
-/// container's stdin ends while its output keeps coming.
-pub fn spawn_stdin_forwarder(mut input: ByteWriter) -> tokio::task::JoinHandle<()> {
+/// container's stdin ends while its output keeps coming. With `detach_keys` (a terminal
+/// session) the sequence is held back, as docker's escape proxy does, and typing it ends
+/// the forwarding without a half-close: the returned receiver then fires.
+pub fn spawn_stdin_forwarder(
+    input: ByteWriter,
+    detach_keys: Option<Vec<u8>>,
+) -> oneshot::Receiver<()> {
+    let (detached_tx, detached_rx) = oneshot::channel();
     tokio::spawn(async move {
-        let mut stdin = tokio::io::stdin();
-        let _ = tokio::io::copy(&mut stdin, &mut input).await;
-        let _ = input.shutdown().await;
-    })
+        if forward_input(tokio::io::stdin(), input, detach_keys).await {
+            let _ = detached_tx.send(());
+        }
+    });
+    detached_rx
+}
+
+/// Copies `from` to `input`: `true` when the detach keys ended it, `false` at the end of
+/// input (which is then half-closed) or a failed write.
+pub async fn forward_input<R: AsyncRead + Unpin>(
+    mut from: R,
+    mut input: ByteWriter,
+    detach_keys: Option<Vec<u8>>,
+) -> bool {
+    let mut detector = detach_keys.map(DetachDetector::new);
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let (pass, detached) = match &mut detector {
+            Some(d) => d.feed(&buf[..n]),
+            None => (buf[..n].to_vec(), false),
+        };
+        if !pass.is_empty()
+            && (input.write_all(&pass).await.is_err() || input.flush().await.is_err())
+        {
+            return false;
+        }
+        if detached {
+            return true;
+        }
+    }
+    let _ = input.shutdown().await;
+    false
+}
+
+/// The detach keys of a `--detach-keys` value (empty: ctrl-p,ctrl-q), or docker's error.
+pub fn detach_keys(value: Option<&str>) -> anyhow::Result<Vec<u8>> {
+    let value = value.unwrap_or("");
+    parse_detach_keys(value).map_err(|_| anyhow::anyhow!("Invalid detach keys ({value}) provided"))
 }
 
 /// Whether stdin is a terminal.
@@ -182,6 +227,32 @@ mod tests {
             .unwrap();
         assert_eq!(out, b"out\nmore");
         assert_eq!(err, b"err\n");
+    }
+
+    #[tokio::test]
+    async fn detach_keys_end_input_without_a_half_close() {
+        let (ours, mut theirs) = tokio::io::duplex(1024);
+        let typed: &[u8] = b"ls\n\x10x\x10\x11after";
+        let detached = forward_input(typed, Box::pin(ours), Some(vec![16, 17])).await;
+        assert!(detached);
+        let mut got = vec![0u8; 64];
+        let n = theirs.read(&mut got).await.unwrap();
+        assert_eq!(
+            &got[..n],
+            b"ls\n\x10x",
+            "the sequence and what follows are held back"
+        );
+
+        let (ours, mut theirs) = tokio::io::duplex(1024);
+        assert!(!forward_input(&b"piped\n"[..], Box::pin(ours), None).await);
+        let mut all = Vec::new();
+        theirs.read_to_end(&mut all).await.unwrap();
+        assert_eq!(all, b"piped\n", "end of input is a half-close");
+        assert_eq!(detach_keys(Some("ctrl-a,d")).unwrap(), [1, b'd']);
+        assert_eq!(
+            detach_keys(Some("ctrl-")).unwrap_err().to_string(),
+            "Invalid detach keys (ctrl-) provided"
+        );
     }
 
     #[tokio::test]

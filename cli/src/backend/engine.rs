@@ -324,23 +324,30 @@ impl Backend for EngineBackend {
     }
 
     async fn attach_container(&self, id: &str, opts: AttachOptions) -> Result<AttachStream> {
-        let (tty, rx) = self
+        let session = self
             .engine
-            .attach_output(&self.caller, id, opts.stdout, opts.stderr)
+            .attach_container(
+                &self.caller,
+                id,
+                engine::container::AttachOptions {
+                    stdin: opts.stdin,
+                    stdout: opts.stdout,
+                    stderr: opts.stderr,
+                    detach_keys: None,
+                },
+            )
             .await
             .map_err(refused)?;
         Ok(AttachStream {
-            output: chunk_reader(rx, tty, false),
-            // berth does not forward stdin to a started container yet (nor does berthd).
-            input: Box::pin(tokio::io::sink()),
+            output: chunk_reader(session.output, session.tty, false),
+            input: input_writer(session.input),
         })
     }
 
-    async fn resize_container(&self, id: &str, _height: u16, _width: u16) -> Result<()> {
+    async fn resize_container(&self, id: &str, height: u16, width: u16) -> Result<()> {
         self.engine
-            .inspect_container(&self.caller, id)
+            .resize_container(&self.caller, id, height, width)
             .await
-            .map(|_| ())
             .map_err(refused)
     }
 
@@ -571,6 +578,68 @@ impl Backend for EngineBackend {
             .await
             .map_err(refused)
     }
+
+    async fn create_exec(
+        &self,
+        container: &str,
+        config: &api_types::ExecCreateRequest,
+    ) -> Result<String> {
+        self.engine
+            .create_exec(&self.caller, container, config.clone())
+            .await
+            .map_err(refused)
+    }
+
+    async fn start_exec(
+        &self,
+        id: &str,
+        opts: &api_types::ExecStartRequest,
+    ) -> Result<Option<AttachStream>> {
+        let session = self
+            .engine
+            .start_exec(&self.caller, id, opts.clone())
+            .await
+            .map_err(refused)?;
+        Ok(session.map(|s| AttachStream {
+            output: chunk_reader(s.output, s.tty, false),
+            input: input_writer(s.input),
+        }))
+    }
+
+    async fn resize_exec(&self, id: &str, height: u16, width: u16) -> Result<()> {
+        self.engine
+            .resize_exec(&self.caller, id, height, width)
+            .await
+            .map_err(refused)
+    }
+
+    async fn inspect_exec(&self, id: &str) -> Result<api_types::ExecInspect> {
+        self.engine.inspect_exec(&self.caller, id).map_err(refused)
+    }
+}
+
+/// A writer whose bytes go to an engine session's input; shutting it down is the end of
+/// input. Without input, a sink.
+fn input_writer(input: Option<engine::container::AttachInput>) -> super::ByteWriter {
+    use tokio::io::AsyncReadExt;
+    let Some(input) = input else {
+        return Box::pin(tokio::io::sink());
+    };
+    let (writer, mut reader) = tokio::io::duplex(32 * 1024);
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 32 * 1024];
+        loop {
+            match reader.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if !input.write(buf[..n].to_vec()).await {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    Box::pin(writer)
 }
 
 /// An engine tar stream as a reader; a failure part-way is a read error, not an early end.

@@ -1007,6 +1007,144 @@ impl Backend for HttpBackend {
         )
         .await
     }
+
+    async fn create_exec(
+        &self,
+        container: &str,
+        config: &api_types::ExecCreateRequest,
+    ) -> Result<String> {
+        let resp = self
+            .send(
+                Method::POST,
+                &format!("/containers/{}/exec", path_escape(container)),
+                Query::new(),
+                json_body(config)?,
+                &[("content-type", "application/json")],
+            )
+            .await?;
+        let created: api_types::IdResponse = read_json(resp).await?;
+        if created.id.is_empty() {
+            return Err(BackendError::Protocol {
+                message: "exec ID empty".into(),
+            });
+        }
+        Ok(created.id)
+    }
+
+    async fn start_exec(
+        &self,
+        id: &str,
+        opts: &api_types::ExecStartRequest,
+    ) -> Result<Option<AttachStream>> {
+        let path = format!("/exec/{}/start", path_escape(id));
+        if opts.detach {
+            let resp = self
+                .send(
+                    Method::POST,
+                    &path,
+                    Query::new(),
+                    json_body(opts)?,
+                    &[("content-type", "application/json")],
+                )
+                .await?;
+            let _ = resp.into_body().collect().await;
+            return Ok(None);
+        }
+        let body = serde_json::to_vec(opts).map_err(|e| BackendError::Protocol {
+            message: format!("cannot encode the exec start body: {e}"),
+        })?;
+        self.hijack(&path, Query::new(), body, "application/json")
+            .await
+            .map(Some)
+    }
+
+    async fn resize_exec(&self, id: &str, height: u16, width: u16) -> Result<()> {
+        let query = Query::new()
+            .set("h", height.to_string())
+            .set("w", width.to_string());
+        self.post_empty(&format!("/exec/{}/resize", path_escape(id)), query)
+            .await
+    }
+
+    async fn inspect_exec(&self, id: &str) -> Result<api_types::ExecInspect> {
+        self.get_json(&format!("/exec/{}/json", path_escape(id)), Query::new())
+            .await
+    }
+}
+
+impl HttpBackend {
+    /// POSTs on a connection of its own with `Upgrade: tcp` and turns the `101` into a
+    /// raw stream both ways (attach, exec start).
+    async fn hijack(
+        &self,
+        path: &str,
+        query: Query,
+        body: Vec<u8>,
+        content_type: &'static str,
+    ) -> Result<AttachStream> {
+        let version = self.ping_info().await?.api_version.clone();
+        let url = self.versioned(&version, path, &query);
+        let stream = UnixStream::connect(&self.inner.socket)
+            .await
+            .map_err(|e| self.connect_error(e))?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake::<_, Body>(TokioIo::new(stream))
+                .await
+                .map_err(|e| BackendError::Protocol {
+                    message: format!("hijack: {e}"),
+                })?;
+        tokio::spawn(conn.with_upgrades());
+        let length = body.len().to_string();
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri(url.as_str())
+            .header(HOST, "api.moby.localhost")
+            .header(USER_AGENT, USER_AGENT_VALUE)
+            .header(CONNECTION, "Upgrade")
+            .header(UPGRADE, "tcp")
+            .header(CONTENT_TYPE, content_type)
+            .header(CONTENT_LENGTH, length)
+            .body(
+                Full::new(Bytes::from(body))
+                    .map_err(|never| match never {})
+                    .boxed_unsync(),
+            )
+            .map_err(|e| BackendError::Protocol {
+                message: format!("bad request for {url}: {e}"),
+            })?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| BackendError::Protocol {
+                message: format!("hijack: {e}"),
+            })?;
+        let status = resp.status();
+        if status.is_client_error() || status.is_server_error() {
+            return Err(error_from_response(resp, &url).await);
+        }
+        if status != StatusCode::SWITCHING_PROTOCOLS {
+            return Err(BackendError::Protocol {
+                message: format!("unable to upgrade to tcp, received {}", status.as_u16()),
+            });
+        }
+        let upgraded = hyper::upgrade::on(resp)
+            .await
+            .map_err(|e| BackendError::Protocol {
+                message: format!("hijack: {e}"),
+            })?;
+        let parts =
+            upgraded
+                .downcast::<TokioIo<UnixStream>>()
+                .map_err(|_| BackendError::Protocol {
+                    message: "hijack: the upgraded connection is not a Unix socket".into(),
+                })?;
+        let (read_half, write_half) = parts.io.into_inner().into_split();
+        let early = std::io::Cursor::new(parts.read_buf);
+        Ok(AttachStream {
+            output: Box::pin(tokio::io::AsyncReadExt::chain(early, read_half)),
+            input: Box::pin(write_half),
+        })
+    }
 }
 
 /// The `X-Docker-Container-Path-Stat` header of an archive response.

@@ -400,4 +400,27 @@ pub trait Backend: Send + Sync {
         id: &str,
         ps_args: Option<&str>,
     ) -> impl Future<Output = Result<ContainerTopResponse>> + Send;
+
+    /// Registers an exec in a running container; returns its id.
+    fn create_exec(
+        &self,
+        container: &str,
+        config: &api_types::ExecCreateRequest,
+    ) -> impl Future<Output = Result<String>> + Send;
+    /// Starts an exec: detached (`None`, once it runs), or attached to its stdio (stdcopy
+    /// frames, or raw bytes with a terminal).
+    fn start_exec(
+        &self,
+        id: &str,
+        opts: &api_types::ExecStartRequest,
+    ) -> impl Future<Output = Result<Option<AttachStream>>> + Send;
+    fn resize_exec(
+        &self,
+        id: &str,
+        height: u16,
+        width: u16,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// An exec's state; its `ExitCode` is set once its stream has ended.
+    fn inspect_exec(&self, id: &str)
+        -> impl Future<Output = Result<api_types::ExecInspect>> + Send;
 }

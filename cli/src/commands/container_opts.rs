@@ -378,7 +378,7 @@ fn normalize_capabilities(caps: &[String]) -> Vec<String> {
 }
 
 /// `-e NAME=value` as is; `-e NAME` takes the client's value when it has one.
-fn expand_env(entry: &str, lookup_env: &dyn Fn(&str) -> Option<String>) -> String {
+pub(crate) fn expand_env(entry: &str, lookup_env: &dyn Fn(&str) -> Option<String>) -> String {
     if entry.contains('=') {
         return entry.to_string();
     }
@@ -390,7 +390,10 @@ fn expand_env(entry: &str, lookup_env: &dyn Fn(&str) -> Option<String>) -> Strin
 
 /// Lines of an `--env-file`: comments and blanks skipped, `NAME` alone taken from the client's
 /// environment (and dropped when unset).
-fn parse_env_file(text: &str, lookup_env: &dyn Fn(&str) -> Option<String>) -> Vec<String> {
+pub(crate) fn parse_env_file(
+    text: &str,
+    lookup_env: &dyn Fn(&str) -> Option<String>,
+) -> Vec<String> {
     text.lines()
         .map(|l| l.trim_start())
         .filter(|l| !l.is_empty() && !l.starts_with('#'))

@@ -6,7 +6,7 @@ use std::future::Future;
 use clap::Args;
 use futures_util::future::join_all;
 
-use super::run::{exit_with, Session};
+use super::run::{exit_with, Ended, Session};
 use crate::backend::{AttachOptions, Backend, RemoveOptions, WaitCondition};
 use crate::exit::StatusError;
 use crate::stream::{stdin_is_terminal, RawTerminal};
@@ -43,6 +43,9 @@ pub struct StartArgs {
     /// Attach container's STDIN
     #[arg(short = 'i', long)]
     pub interactive: bool,
+    /// Override the key sequence for detaching a container
+    #[arg(long = "detach-keys", value_name = "string")]
+    pub detach_keys: Option<String>,
     #[arg(value_name = "CONTAINER", required = true)]
     pub containers: Vec<String>,
 }
@@ -73,7 +76,8 @@ pub async fn start<B: Backend>(backend: &B, args: StartArgs) -> anyhow::Result<(
             },
         )
         .await?;
-    let session = Session::new(&id, tty, stdin, !tty, Some(attach));
+    let keys = crate::stream::detach_keys(args.detach_keys.as_deref())?;
+    let session = Session::new(&id, tty, stdin, !tty, Some(attach), keys);
     let wait = backend.wait_container(&id, WaitCondition::NextExit).await?;
     let raw = if tty && stdin {
         RawTerminal::enable()
@@ -84,9 +88,12 @@ pub async fn start<B: Backend>(backend: &B, args: StartArgs) -> anyhow::Result<(
         drop(raw);
         return Err(e.into());
     }
-    let status = session.follow(backend, wait).await;
+    let ended = session.follow(backend, wait).await;
     drop(raw);
-    exit_with(status?)
+    match ended? {
+        Ended::Exited(status) => exit_with(status),
+        Ended::Detached => Ok(()),
+    }
 }
 
 /// Stop one or more running containers

@@ -1,9 +1,11 @@
 //! The commands, with docker's names, aliases and flags. Each file holds one command or a
 //! small group; this module only routes.
 
+pub mod attach;
 pub mod bench;
 pub mod container_opts;
 pub mod cp;
+pub mod exec;
 pub mod export;
 pub mod images;
 pub mod inspect;
@@ -43,6 +45,10 @@ pub enum Command {
     Ps(ps::PsArgs),
     /// Fetch the logs of a container
     Logs(logs::LogsArgs),
+    /// Execute a command in a running container
+    Exec(exec::ExecArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(attach::AttachArgs),
     /// Return low-level information on containers or images
     Inspect(inspect::InspectArgs),
     /// Block until one or more containers stop, then print their exit codes
@@ -119,6 +125,10 @@ pub enum ContainerCommand {
     Ls(ps::PsArgs),
     /// Fetch the logs of a container
     Logs(logs::LogsArgs),
+    /// Execute a command in a running container
+    Exec(exec::ExecArgs),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(attach::AttachArgs),
     /// Display detailed information on one or more containers
     Inspect(inspect::TypedInspectArgs),
     /// Block until one or more containers stop, then print their exit codes
@@ -189,6 +199,8 @@ impl Command {
                 ContainerCommand::Rm(a) => Self::Rm(a),
                 ContainerCommand::Ls(a) => Self::Ps(a),
                 ContainerCommand::Logs(a) => Self::Logs(a),
+                ContainerCommand::Exec(a) => Self::Exec(a),
+                ContainerCommand::Attach(a) => Self::Attach(a),
                 ContainerCommand::Inspect(a) => Self::Inspect(a.with_kind("container")),
                 ContainerCommand::Wait(a) => Self::Wait(a),
                 ContainerCommand::Rename(a) => Self::Rename(a),
@@ -232,6 +244,8 @@ pub async fn execute<B: Backend>(backend: &B, command: Command) -> anyhow::Resul
         Command::Rm(a) => lifecycle::rm(backend, a).await,
         Command::Ps(a) => ps::ps(backend, a).await,
         Command::Logs(a) => logs::logs(backend, a).await,
+        Command::Exec(a) => exec::exec(backend, a).await,
+        Command::Attach(a) => attach::attach(backend, a).await,
         Command::Inspect(a) => inspect::inspect(backend, a).await,
         Command::Wait(a) => lifecycle::wait(backend, a).await,
         Command::Rename(a) => lifecycle::rename(backend, a).await,

@@ -5,6 +5,7 @@ use api_types::{ContainerCreateRequest, ContainerCreateResponse, WaitResponse};
 use clap::{ArgAction, Args};
 use futures_util::StreamExt;
 use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::oneshot;
 
 use super::container_opts::ContainerOptions;
 use crate::backend::{
@@ -14,8 +15,8 @@ use crate::backend::{
 use crate::exit::{run_failure, StatusError};
 use crate::reference::ImageRef;
 use crate::stream::{
-    copy_to_stdio, proxied_signals, spawn_stdin_forwarder, stdin_is_terminal, stdout_is_terminal,
-    terminal_size, window_changes, RawTerminal,
+    copy_to_stdio, detach_keys, proxied_signals, spawn_stdin_forwarder, stdin_is_terminal,
+    stdout_is_terminal, terminal_size, window_changes, RawTerminal,
 };
 
 /// Create and run a new container from an image
@@ -25,6 +26,9 @@ pub struct RunArgs {
     /// Run container in background and print container ID
     #[arg(short = 'd', long)]
     pub detach: bool,
+    /// Override the key sequence for detaching a container
+    #[arg(long = "detach-keys", value_name = "string")]
+    pub detach_keys: Option<String>,
     /// Proxy received signals to the process
     #[arg(
         long = "sig-proxy",
@@ -178,6 +182,7 @@ pub async fn run<B: Backend>(backend: &B, args: RunArgs) -> anyhow::Result<()> {
     if !args.detach && streams.stdin && opts.tty && !stdin_is_terminal() {
         anyhow::bail!("the input device is not a TTY");
     }
+    let keys = detach_keys(args.detach_keys.as_deref()).map_err(|e| run_failure("run", &e))?;
     let body = create_request(opts, &args.argv, args.detach).map_err(|e| run_failure("run", &e))?;
     let created = create_with_pull(backend, opts.name.as_deref(), &body)
         .await
@@ -206,6 +211,7 @@ pub async fn run<B: Backend>(backend: &B, args: RunArgs) -> anyhow::Result<()> {
             streams.stdin,
             args.sig_proxy && !opts.tty,
             attach,
+            keys,
         )
     });
     let condition = if opts.rm {
@@ -235,9 +241,13 @@ pub async fn run<B: Backend>(backend: &B, args: RunArgs) -> anyhow::Result<()> {
     let Some(session) = session else {
         unreachable!("a session exists unless detached");
     };
-    let status = session.follow(backend, wait).await;
+    let ended = session.follow(backend, wait).await;
     drop(raw);
-    exit_with(status?)
+    match ended? {
+        Ended::Exited(status) => exit_with(status),
+        // Detached: the container runs on, and so does nothing else here.
+        Ended::Detached => Ok(()),
+    }
 }
 
 /// Ends the command with the container's status, or 125 when the wait failed.
@@ -251,6 +261,15 @@ pub fn exit_with(status: WaitResponse) -> anyhow::Result<()> {
     }
 }
 
+/// How a followed session ended.
+#[derive(Debug)]
+pub enum Ended {
+    /// The container exited (or was removed); the wait's answer.
+    Exited(WaitResponse),
+    /// The user typed the detach keys; the container runs on.
+    Detached,
+}
+
 /// A client session on a container: its output, stdin forwarding and signal proxy. It is
 /// set up before the container starts (as docker does, so early stdin and signals are not
 /// lost) and followed after.
@@ -258,10 +277,26 @@ pub struct Session {
     id: String,
     tty: bool,
     output: Option<ByteReader>,
+    /// Fires when the detach keys are typed (terminal sessions with stdin).
+    detached: Option<oneshot::Receiver<()>>,
     /// The write side, kept open while output flows when stdin is not forwarded: closing it
     /// would tell the engine that stdin ended.
     _input: Option<ByteWriter>,
     signals: Option<UnboundedReceiver<&'static str>>,
+}
+
+/// Resolves when the detach keys were typed; never otherwise.
+pub async fn detach_requested(rx: &mut Option<oneshot::Receiver<()>>) {
+    match rx {
+        Some(r) => match r.await {
+            Ok(()) => {}
+            Err(_) => {
+                *rx = None;
+                std::future::pending().await
+            }
+        },
+        None => std::future::pending().await,
+    }
 }
 
 async fn next_tick<T>(rx: &mut Option<UnboundedReceiver<T>>) -> T {
@@ -275,18 +310,22 @@ async fn next_tick<T>(rx: &mut Option<UnboundedReceiver<T>>) -> T {
 }
 
 impl Session {
-    /// Starts forwarding stdin (when `stdin`) and catching signals (when `sig_proxy`).
+    /// Starts forwarding stdin (when `stdin`; with a terminal, watching for `detach_keys`)
+    /// and catching signals (when `sig_proxy`).
     pub fn new(
         id: &str,
         tty: bool,
         stdin: bool,
         sig_proxy: bool,
         attach: Option<AttachStream>,
+        detach_keys: Vec<u8>,
     ) -> Self {
+        let mut detached = None;
         let (output, input) = match attach {
             Some(AttachStream { output, input }) => {
                 if stdin {
-                    spawn_stdin_forwarder(input);
+                    let keys = tty.then_some(detach_keys);
+                    detached = Some(spawn_stdin_forwarder(input, keys));
                     (Some(output), None)
                 } else {
                     (Some(output), Some(input))
@@ -298,18 +337,19 @@ impl Session {
             id: id.to_string(),
             tty,
             output,
+            detached,
             _input: input,
             signals: sig_proxy.then(proxied_signals),
         }
     }
 
     /// Streams output (forwarding signals and terminal resizes) until the engine closes
-    /// the stream, then returns the wait's result.
+    /// the stream, then returns the wait's result; or until the detach keys are typed.
     pub async fn follow<B: Backend>(
         mut self,
         backend: &B,
         wait: WaitHandle,
-    ) -> anyhow::Result<WaitResponse> {
+    ) -> anyhow::Result<Ended> {
         let id = self.id.clone();
         let mut resizes = if self.tty && stdout_is_terminal() {
             if let Some((h, w)) = terminal_size() {
@@ -336,13 +376,14 @@ impl Session {
                             let _ = backend.resize_container(&id, h, w).await;
                         }
                     }
+                    () = detach_requested(&mut self.detached) => return Ok(Ended::Detached),
                 }
             }
         }
         tokio::pin!(wait);
         loop {
             tokio::select! {
-                status = &mut wait => return Ok(status?),
+                status = &mut wait => return Ok(Ended::Exited(status?)),
                 sig = next_tick(&mut self.signals) => {
                     let _ = backend.kill_container(&id, Some(sig)).await;
                 }
