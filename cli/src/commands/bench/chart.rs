@@ -115,8 +115,15 @@ fn panel<DB: DrawingBackend>(
         .configure_mesh()
         .x_desc("containers started at once")
         .y_desc(unit)
-        .x_labels(levels.len() * 4 + 1)
+        .x_labels(levels.len())
         .x_label_formatter(&label_of)
+        .y_label_formatter(&|v| {
+            if y_max >= 20.0 {
+                format!("{v:.0}")
+            } else {
+                format!("{v:.1}")
+            }
+        })
         .light_line_style(WHITE.mix(0.0))
         .draw()?;
     for line in lines {

@@ -147,7 +147,7 @@ impl Plan {
     /// About how many engine commands a run makes, for the progress bar.
     fn planned_commands(&self, engines: usize, scenarios: &[ScenarioId]) -> u64 {
         let max_pop = self.populations.iter().copied().max().unwrap_or(0);
-        let per_engine: usize = 5 + scenarios
+        let per_engine: usize = scenarios
             .iter()
             .map(|s| match s {
                 ScenarioId::RunRm => self.warmup + self.latency_runs,
@@ -298,7 +298,9 @@ fn run(args: BenchArgs, cancel: Cancel) -> Result<()> {
         .with_context(|| format!("Cannot create {}", out_dir.display()))?;
     let machine = machine::Machine::describe();
     let berth = std::env::current_exe().context("Cannot find the running berth binary")?;
-    let progress = Progress::new(plan.planned_commands(selected.len(), &wanted));
+    // Until the engines are up: about 5 commands each to prepare them, then the scenarios.
+    let progress =
+        Progress::new(5 * selected.len() as u64 + plan.planned_commands(selected.len(), &wanted));
 
     let mut lab = Lab::new()?;
     progress.phase("building the busybox image");
@@ -358,6 +360,7 @@ fn run(args: BenchArgs, cancel: Cancel) -> Result<()> {
         }
     }
 
+    progress.plan_remaining(plan.planned_commands(lab.engines.len(), &wanted));
     let ctx = Ctx {
         plan: &plan,
         cancel: &cancel,

@@ -50,6 +50,16 @@ impl Progress {
         }
     }
 
+    /// Sets what is left to do: `remaining` more engine commands from here.
+    pub fn plan_remaining(&self, remaining: u64) {
+        self.bar.set_length(self.bar.position() + remaining);
+    }
+
+    /// Counts `n` planned commands that will not run (a scenario an engine cannot do).
+    pub fn skip(&self, n: u64) {
+        self.bar.inc(n);
+    }
+
     /// Prints a line above the bar.
     pub fn println(&self, line: impl AsRef<str>) {
         if self.drawn {

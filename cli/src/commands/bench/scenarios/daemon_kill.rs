@@ -59,7 +59,10 @@ pub fn run(ctx: &Ctx, engines: &mut [Engine]) -> Result<Vec<Scenario>> {
             Daemon::Private(_) => None,
         };
         let result = match skip {
-            Some(reason) => Err(reason.to_string()),
+            Some(reason) => {
+                ctx.progress.skip(3 * n as u64 + 2);
+                Err(reason.to_string())
+            }
             None => {
                 ctx.progress.phase(format!(
                     "daemon SIGKILL with {n} running containers: {}",

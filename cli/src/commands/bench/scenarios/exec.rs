@@ -20,6 +20,8 @@ pub fn run(ctx: &Ctx, engines: &[Engine]) -> Result<Vec<Scenario>> {
                 Ok(name) => {
                     let out = e.run(&["exec", &name, "true"])?;
                     if !out.status.success() {
+                        ctx.progress
+                            .skip((ctx.plan.warmup + ctx.plan.exec_runs) as u64);
                         skip[i] = Some(format!(
                             "`{}`: {}",
                             e.describe(&["exec", "CONTAINER", "true"]),
