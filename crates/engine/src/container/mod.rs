@@ -27,6 +27,7 @@ mod wait;
 // Clients on a running container's stdio: attach, exec, and the shim link they share.
 mod attach;
 mod exec;
+mod health;
 mod link;
 
 use std::collections::BTreeMap;
@@ -115,6 +116,9 @@ pub struct RunState {
     pub error: String,
     pub started_at: String,
     pub finished_at: String,
+    /// The healthcheck's state, for containers that have one.
+    #[serde(default)]
+    pub health: Option<api_types::Health>,
 }
 
 impl Default for RunState {
@@ -127,6 +131,7 @@ impl Default for RunState {
             error: String::new(),
             started_at: ZERO_TIME.into(),
             finished_at: ZERO_TIME.into(),
+            health: None,
         }
     }
 }
@@ -183,6 +188,9 @@ pub(crate) struct Container {
     pub lifecycle: watch::Sender<Lifecycle>,
     /// The restart policy's current back-off delay (Docker's: 100 ms, doubling).
     pub backoff: Mutex<std::time::Duration>,
+    /// The shim (pid, start time) whose exit is being or has been handled: the shim watcher
+    /// and a caller that notices the exit first must not both handle it.
+    pub exit_claimed: Mutex<Option<(i32, u64)>>,
     /// Its shim's link and the attach sessions waiting for the next start.
     pub streams: attach::Streams,
     /// Which version of the record file `record` holds (daemonless mode re-reads changes).
@@ -205,6 +213,7 @@ impl Container {
             op: tokio::sync::Mutex::new(()),
             lifecycle: watch::channel(lifecycle).0,
             backoff: Mutex::new(std::time::Duration::ZERO),
+            exit_claimed: Mutex::new(None),
             streams: attach::Streams::default(),
             stamp: Mutex::new(None),
         }

@@ -37,6 +37,17 @@ impl Engine {
         if !rec.state.status.is_running() || rec.state.processes.as_ref() != Some(processes) {
             return;
         }
+        {
+            let shim = Some((processes.shim_pid, processes.shim_start_time));
+            let mut claimed = container
+                .exit_claimed
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if *claimed == shim {
+                return;
+            }
+            *claimed = shim;
+        }
         let status = match ExitStatus::read(&container.exit_file()) {
             Ok(Some(s)) => s,
             Ok(None) | Err(_) => ExitStatus {

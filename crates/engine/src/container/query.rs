@@ -71,6 +71,7 @@ impl Engine {
                 error: st.error.clone(),
                 started_at: st.started_at.clone(),
                 finished_at: st.finished_at.clone(),
+                health: st.health.clone(),
             },
             image: rec.image_id.clone(),
             resolv_conf_path: container.dir.join("resolv.conf").display().to_string(),
@@ -108,16 +109,11 @@ impl Engine {
         _caller: &Caller,
         opts: &ListOptions,
     ) -> Result<Vec<ContainerSummary>, EngineError> {
-        let mut recs = Vec::new();
-        for c in self.all_containers() {
-            if !self.watching {
-                self.refresh(&c).await;
-                if c.lifecycle.borrow().removed {
-                    continue;
-                }
-            }
-            recs.push(c.snapshot());
-        }
+        let mut recs = if self.shared() {
+            self.list_records().await
+        } else {
+            self.all_containers().iter().map(|c| c.snapshot()).collect()
+        };
         recs.sort_by(|a, b| b.created.cmp(&a.created));
         let all = opts.all || opts.limit.is_some() || !opts.filters.get("status").is_empty();
         let now = chrono::Utc::now();
@@ -185,7 +181,15 @@ fn status_text(r: &ContainerRecord, now: chrono::DateTime<chrono::Utc>) -> Strin
             .unwrap_or_default()
     };
     match r.state.status {
-        Status::Running => format!("Up {}", since(&r.state.started_at)),
+        Status::Running => {
+            let health = match r.state.health.as_ref().map(|h| h.status.as_str()) {
+                Some("starting") => " (health: starting)",
+                Some("healthy") => " (healthy)",
+                Some("unhealthy") => " (unhealthy)",
+                _ => "",
+            };
+            format!("Up {}{health}", since(&r.state.started_at))
+        }
         Status::Paused => format!("Up {} (Paused)", since(&r.state.started_at)),
         Status::Restarting => format!(
             "Restarting ({}) {} ago",
@@ -273,6 +277,15 @@ fn matches(r: &ContainerRecord, f: &Filters) -> bool {
         })
         && any("exited", &|v| {
             r.state.status == Status::Exited && v.parse::<i64>().ok() == Some(r.state.exit_code)
+        })
+        && any("health", &|v| {
+            let status = r
+                .state
+                .health
+                .as_ref()
+                .map(|h| h.status.as_str())
+                .unwrap_or("none");
+            status == v
         })
         && labels_match(r, f)
 }

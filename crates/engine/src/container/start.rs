@@ -54,6 +54,7 @@ impl Engine {
                 );
                 if self.watching {
                     self.watch_shim(container.clone(), processes);
+                    self.start_health_monitor(container.clone());
                 }
                 Ok(())
             }
@@ -118,6 +119,9 @@ impl Engine {
         }
         if !has(&env, "HOME") {
             env.push(format!("HOME={}", user.home));
+        }
+        if rec.config.tty && !has(&env, "TERM") {
+            env.push("TERM=xterm".into());
         }
         if rec.config.tty && !has(&env, "TERM") {
             env.push("TERM=xterm".into());
