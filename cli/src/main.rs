@@ -39,7 +39,7 @@ struct Cli {
     )]
     log_level: String,
     /// Run the engine inside this process instead of talking to berthd
-    #[arg(long, env = "BERTH_DAEMONLESS")]
+    #[arg(long, env = "BERTH_DAEMONLESS", value_parser = clap::builder::BoolishValueParser::new())]
     daemonless: bool,
     /// With --daemonless: root of persistent state (berthd's --data-root)
     #[arg(long, value_name = "string", requires = "daemonless")]

@@ -644,3 +644,29 @@ fn a_corrupt_data_root_is_reported_and_what_can_be_recovered_is() {
     std::fs::write(&index, saved).unwrap();
     assert!(ok(&d.berth(&["images"])).contains("busybox"));
 }
+
+#[test]
+fn the_environment_can_ask_for_daemonless_and_roots_need_it() {
+    let d = Daemon::start_in(Mode::Daemonless);
+    let mut cmd = Command::new(berth_tests::bin_dir().join("berth"));
+    cmd.env_remove("BERTH_HOST")
+        .env("BERTH_DAEMONLESS", "1")
+        .arg("--data-root")
+        .arg(d.data_root())
+        .arg("--exec-root")
+        .arg(d.exec_root())
+        .args(["images", "--format", "{{.Repository}}"]);
+    assert_eq!(ok(&run(&mut cmd)), "busybox\n");
+    let mut cmd = Command::new(berth_tests::bin_dir().join("berth"));
+    cmd.env_remove("BERTH_DAEMONLESS")
+        .arg("--data-root")
+        .arg(d.data_root())
+        .arg("ps");
+    let out = run(&mut cmd);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("--daemonless"),
+        "{}",
+        text(&out.stderr)
+    );
+}

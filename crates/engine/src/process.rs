@@ -62,17 +62,29 @@ pub fn is_alive(pid: i32, started: u64) -> bool {
     if pid <= 0 {
         return false;
     }
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+    // A listing asks this of every running container: one open and one read into a buffer
+    // on the stack (the line is a few hundred bytes), nothing else.
+    let mut buf = [0u8; 1024];
+    let n = match std::fs::File::open(format!("/proc/{pid}/stat"))
+        .and_then(|mut f| std::io::Read::read(&mut f, &mut buf))
+    {
+        Ok(n) if n < buf.len() => n,
+        Ok(_) => return start_time(pid) == Some(started),
+        Err(_) => return false,
+    };
+    // The command name may hold anything, even non-UTF-8: skip past the last ')'.
+    let Some(close) = buf[..n].iter().rposition(|&b| b == b')') else {
         return false;
     };
-    let Some(close) = stat.rfind(')') else {
+    let Ok(rest) = std::str::from_utf8(buf.get(close + 2..n).unwrap_or_default()) else {
         return false;
     };
-    let mut fields = stat[close + 2..].split(' ');
+    // The state (field 3, not a zombie) and the start time (field 22).
+    let mut fields = rest.split(' ');
     if fields.next() == Some("Z") {
         return false;
     }
-    start_time(pid) == Some(started)
+    fields.nth(18).and_then(|t| t.parse::<u64>().ok()) == Some(started)
 }
 
 /// Parses a signal as Docker accepts it: `TERM`, `SIGTERM`, `sigterm` or `15`.

@@ -52,12 +52,13 @@ impl Engine {
     /// `GET /info`.
     pub async fn info(&self, _caller: &Caller) -> Info {
         let (mut running, mut paused, mut stopped) = (0, 0, 0);
-        let all = self.all_containers();
-        for c in &all {
-            if !self.watching {
-                self.refresh(c).await;
-            }
-            match c.snapshot().state.status {
+        let all: Vec<_> = if self.shared() {
+            self.list_records().await
+        } else {
+            self.all_containers().iter().map(|c| c.snapshot()).collect()
+        };
+        for rec in &all {
+            match rec.state.status {
                 Status::Running | Status::Restarting => running += 1,
                 Status::Paused => paused += 1,
                 _ => stopped += 1,

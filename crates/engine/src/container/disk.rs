@@ -27,6 +27,10 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
 use super::{Container, ContainerError, ContainerRecord, Status, RECORD_FILE};
 use crate::engine::Engine;
 use crate::lock::{FileLock, LockMode};
@@ -37,7 +41,7 @@ const NAMES_LOCK: &str = "names.lock";
 
 /// Which version of a record file: records are replaced by rename, so a new inode (or mtime,
 /// or size) means another version.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Stamp {
     ino: u64,
     mtime: i64,
@@ -59,6 +63,31 @@ impl Stamp {
     pub(crate) fn of(path: &Path) -> Option<Self> {
         std::fs::metadata(path).ok().map(|m| Self::of_metadata(&m))
     }
+
+    /// The stamp of `path` under the directory `dir` (a shorter lookup than a full path).
+    fn at(dir: &std::fs::File, path: &str) -> Option<Self> {
+        let st = rustix::fs::statat(dir, path, rustix::fs::AtFlags::empty()).ok()?;
+        Some(Self {
+            ino: st.st_ino as u64,
+            mtime: st.st_mtime as i64,
+            mtime_nsec: st.st_mtime_nsec as i64,
+            size: st.st_size as u64,
+        })
+    }
+}
+
+/// The listing cache, `<data-root>/list-cache.json`: every record as a listing last read
+/// it, with the stamp of the file it came from. `ps` with many containers then reads one
+/// file and stats each record instead of opening and parsing each one. An entry is only
+/// used while its record file still has that stamp, so the cache can never be wrong, only
+/// stale: any listing that finds it stale writes a fresh one (whole, by rename; two listings
+/// writing at once leave either one, both valid).
+const LIST_CACHE: &str = "list-cache.json";
+
+#[derive(Serialize, Deserialize)]
+struct Listed {
+    stamp: Stamp,
+    record: ContainerRecord,
 }
 
 /// A hold on a container's lifecycle: the in-process mutex and, in daemonless mode, the
@@ -292,6 +321,98 @@ impl Engine {
             self.remove_unfinished_creates(&without_record);
         }
         out
+    }
+
+    /// Every container's record, up to date (daemonless listings: `ps`, `info`). Records
+    /// come from the listing cache when their file has not changed since; a running
+    /// container whose shim is gone, an auto-remove container that exited and a half-done
+    /// removal are dealt with as [`Engine::refresh`] does (so they may be gone).
+    pub(crate) async fn list_records(&self) -> Vec<ContainerRecord> {
+        let root = self.containers_dir();
+        let cache_path = self.config.data_root.join(LIST_CACHE);
+        let mut cached: HashMap<String, Listed> = std::fs::read(&cache_path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Vec<Listed>>(&b).ok())
+            .map(|v| v.into_iter().map(|l| (l.record.id.clone(), l)).collect())
+            .unwrap_or_default();
+        let (Ok(dir), Ok(rd)) = (std::fs::File::open(&root), std::fs::read_dir(&root)) else {
+            return Vec::new();
+        };
+        let mut fresh: Vec<Listed> = Vec::new();
+        let mut stale = false;
+        let mut without_record = Vec::new();
+        for e in rd.flatten() {
+            let id = e.file_name().to_string_lossy().into_owned();
+            if !is_container_id(&id) {
+                continue;
+            }
+            let Some(stamp) = Stamp::at(&dir, &format!("{id}/{RECORD_FILE}")) else {
+                without_record.push(id);
+                continue;
+            };
+            let listed = match cached.remove(&id) {
+                Some(l) if l.stamp == stamp => l,
+                _ => {
+                    stale = true;
+                    match read_record(&root.join(&id)) {
+                        Ok(Some((record, stamp))) => Listed { stamp, record },
+                        Ok(None) => continue,
+                        Err(e) => {
+                            tracing::warn!(id, error = %e, "skipping a container whose state cannot be read");
+                            continue;
+                        }
+                    }
+                }
+            };
+            let rec = &listed.record;
+            let exited = rec
+                .state
+                .processes
+                .as_ref()
+                .filter(|_| rec.state.status.is_running())
+                .is_some_and(|p| !crate::process::is_alive(p.shim_pid, p.shim_start_time));
+            let half_removed = matches!(rec.state.status, Status::Removing | Status::Dead);
+            if !exited && !half_removed && !is_garbage(rec) {
+                fresh.push(listed);
+                continue;
+            }
+            // Needs its lock: the full way, then whatever it became.
+            stale = true;
+            let Ok(Some(c)) = self.load_on_disk(&id) else {
+                continue;
+            };
+            self.refresh(&c).await;
+            if c.lifecycle.borrow().removed {
+                continue;
+            }
+            let stamp = c
+                .stamp
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .unwrap_or(stamp);
+            fresh.push(Listed {
+                stamp,
+                record: c.snapshot(),
+            });
+        }
+        if !without_record.is_empty() {
+            self.remove_unfinished_creates(&without_record);
+        }
+        if stale || !cached.is_empty() {
+            // Best effort: a listing that cannot write the cache is only slower next time.
+            if let Ok(bytes) = serde_json::to_vec(&fresh) {
+                let tmp = self
+                    .config
+                    .data_root
+                    .join(format!(".{LIST_CACHE}.{}", std::process::id()));
+                if std::fs::write(&tmp, bytes).is_ok()
+                    && std::fs::rename(&tmp, &cache_path).is_err()
+                {
+                    let _ = std::fs::remove_file(&tmp);
+                }
+            }
+        }
+        fresh.into_iter().map(|l| l.record).collect()
     }
 
     /// Removes container directories that have no record: a create holds the names lock

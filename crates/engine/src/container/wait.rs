@@ -76,10 +76,28 @@ impl Engine {
                         };
                     }
                 } else {
-                    // Daemonless: nobody watches the shim, so look every few milliseconds.
-                    let _ =
-                        tokio::time::timeout(std::time::Duration::from_millis(10), rx.changed())
-                            .await;
+                    // Daemonless: nobody watches the shim. Wait for it to exit (its pidfd),
+                    // for news from this process, or a little while (another process may
+                    // have changed the container), then look.
+                    let rec = container.snapshot();
+                    let shim = rec
+                        .state
+                        .processes
+                        .filter(|_| rec.state.status.is_running())
+                        .map(|p| p.shim_pid);
+                    let shim_exit = async {
+                        match shim {
+                            Some(pid) => {
+                                let _ = crate::process::pidfd_exited(pid).await;
+                            }
+                            None => std::future::pending().await,
+                        }
+                    };
+                    tokio::select! {
+                        _ = rx.changed() => {}
+                        _ = shim_exit => {}
+                        _ = tokio::time::sleep(std::time::Duration::from_millis(50)) => {}
+                    }
                     if let Some(engine) = &engine {
                         engine.refresh(&container).await;
                     }
