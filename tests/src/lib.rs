@@ -8,6 +8,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+pub mod pty;
+
 /// The directory holding the workspace's built binaries (`target/debug`).
 pub fn bin_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("BERTH_BIN_DIR") {
@@ -235,6 +237,11 @@ impl Daemon {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// The pid of the running berthd.
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().expect("berthd is not running").id() as i32
     }
 
     /// The daemon's log so far.

@@ -27,6 +27,13 @@ fn run_script(d: &Daemon, name: &str) {
 }
 
 #[test]
+fn docker_py_exec_and_attach() {
+    let d = Daemon::start();
+    run_script(&d, "exec_attach.py");
+    assert!(d.container_ids().is_empty());
+}
+
+#[test]
 fn docker_py_basics() {
     let d = Daemon::start();
     run_script(&d, "basics.py");

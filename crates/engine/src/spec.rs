@@ -189,7 +189,7 @@ fn capabilities(hc: &HostConfig) -> Result<Vec<String>, SpecError> {
         }
     };
     if hc.privileged {
-        return Ok(ALL_CAPABILITIES.iter().map(|s| s.to_string()).collect());
+        return Ok(grantable_capabilities());
     }
     let mut caps: Vec<String> = DEFAULT_CAPABILITIES.iter().map(|s| s.to_string()).collect();
     for drop in hc.cap_drop.iter().flatten() {
@@ -203,7 +203,7 @@ fn capabilities(hc: &HostConfig) -> Result<Vec<String>, SpecError> {
     for add in hc.cap_add.iter().flatten() {
         let a = normalize(add)?;
         if a == "CAP_ALL" {
-            caps = ALL_CAPABILITIES.iter().map(|s| s.to_string()).collect();
+            caps = grantable_capabilities();
         } else if !caps.contains(&a) {
             caps.push(a);
         }
@@ -334,7 +334,27 @@ const RLIMITS: [&str; 16] = [
     "RLIMIT_STACK",
 ];
 
-/// Every capability the kernel knows: what `--privileged` (and a privileged exec) gets.
+/// Every capability the kernel knows that this process may give (its own bounding set):
+/// what `--privileged`, `--cap-add ALL` and a privileged exec get. Asking for more makes
+/// the runtime's capset fail where berth itself runs with fewer (in some sandboxes).
+pub fn grantable_capabilities() -> Vec<String> {
+    let bounding = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapBnd:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX);
+    ALL_CAPABILITIES
+        .iter()
+        .enumerate()
+        .filter(|(bit, _)| bounding & (1u64 << bit) != 0)
+        .map(|(_, name)| name.to_string())
+        .collect()
+}
+
+/// Every capability the kernel knows, in bit order.
 pub const ALL_CAPABILITIES: [&str; 41] = [
     "CAP_CHOWN",
     "CAP_DAC_OVERRIDE",

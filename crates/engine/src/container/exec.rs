@@ -2,7 +2,7 @@
 //!
 //! The engine writes the process as an OCI `process` file (the container's own process
 //! from its bundle, with the exec's command, environment, user, working directory and
-//! terminal, and every capability with `Privileged`, as dockerd does) and asks the
+//! terminal, and every capability berth may give with `Privileged`, as dockerd does) and asks the
 //! container's shim, over a channel of the exec's own, to run `runtime exec --detach`
 //! with stdio the engine made: pipes it reads and writes itself, or a terminal whose
 //! master the shim sends back. The shim, a child subreaper, reaps the process and reports
@@ -475,7 +475,7 @@ fn process_spec(container: &Container, exec: &Exec) -> Result<Value, String> {
         "additionalGids": user.additional_gids,
     });
     if cfg.privileged {
-        let all: Vec<&str> = crate::spec::ALL_CAPABILITIES.to_vec();
+        let all = crate::spec::grantable_capabilities();
         process["capabilities"] = json!({
             "bounding": all, "effective": all, "permitted": all,
             "inheritable": [], "ambient": [],
