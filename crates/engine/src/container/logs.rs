@@ -1,4 +1,5 @@
-//! `logs` and output `attach`: reading the shim's `json-file` log, once or following it.
+//! `logs`: reading the shim's `json-file` log, once or following it. (`attach` takes the
+//! live output from the shim instead: see `attach.rs`.)
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
@@ -85,50 +86,12 @@ impl Engine {
         Ok((tty, rx))
     }
 
-    /// The container's live output from now on (the output half of `attach`), ending when the
-    /// container next exits or is removed.
-    pub async fn attach_output(
-        &self,
-        caller: &Caller,
-        name: &str,
-        stdout: bool,
-        stderr: bool,
-    ) -> Result<(bool, mpsc::Receiver<LogChunk>), EngineError> {
-        let container = self.find(name)?;
-        let rec = container.snapshot();
-        let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
-        let opts = LogOptions {
-            stdout,
-            stderr,
-            follow: true,
-            ..Default::default()
-        };
-        let engine = self.self_arc();
-        let start = Follower::at_end(&container.log_path());
-        let exits = container.lifecycle.borrow().exits;
-        let until = if rec.state.status.is_running() {
-            FollowUntil::NotRunning
-        } else {
-            FollowUntil::ExitAfter(exits)
-        };
-        self.events.emit(
-            caller,
-            "container",
-            "attach",
-            &container.id,
-            container.event_attributes(),
-        );
-        tokio::spawn(follow(engine, container, start, tx, opts, until));
-        Ok((rec.config.tty, rx))
-    }
 }
 
 #[derive(Debug, Clone, Copy)]
 enum FollowUntil {
     /// Stop once the container is not running.
     NotRunning,
-    /// Stop after the container's exit counter passes this value (or it is removed).
-    ExitAfter(u64),
 }
 
 /// A position in the current log file.
@@ -212,7 +175,6 @@ async fn follow(
         let finished = life.removed
             || match until {
                 FollowUntil::NotRunning => !life.status.is_running(),
-                FollowUntil::ExitAfter(n) => life.exits > n,
             };
         let (f, batch) = tokio::task::spawn_blocking(move || {
             let batch = follower.read_new();

@@ -61,6 +61,8 @@ impl Engine {
             Err(e) => {
                 let overlay = Overlay::in_dir(&container.dir, container.snapshot().layers);
                 let _ = overlay.unmount();
+                // Sessions attached for this start end with it, as the client's do.
+                container.streams.close_waiting();
                 if let ContainerError::StartFailed { message, .. } = &e {
                     let code = start_failure_exit_code(message);
                     container.update(|r| {
@@ -119,6 +121,9 @@ impl Engine {
         }
         if !has(&env, "HOME") {
             env.push(format!("HOME={}", user.home));
+        }
+        if rec.config.tty && !has(&env, "TERM") {
+            env.push("TERM=xterm".into());
         }
         if rec.config.tty && !has(&env, "TERM") {
             env.push("TERM=xterm".into());
@@ -204,6 +209,10 @@ impl Engine {
         let config_path = run_dir.join("shim.json");
         crate::fsutil::write_json_atomic(&config_path, &shim_config)
             .map_err(|e| ContainerError::io("Failed to write the shim config", e))?;
+        // The shim's first control channel: attach sessions waiting for this start are
+        // on it before the container can write a byte.
+        let control = super::link::prepare_start(container)
+            .map_err(|e| ContainerError::io("Failed to create the shim's control channel", e))?;
         // The shim's first control channel: attach sessions waiting for this start are
         // on it before the container can write a byte.
         let control = super::link::prepare_start(container)
