@@ -41,7 +41,7 @@ pub enum EngineId {
     Berthd,
     /// berth --daemonless on a private data root
     Daemonless,
-    /// The docker CLI through a private berthd of its own
+    /// the docker CLI through a private berthd of its own
     DockerCliBerthd,
     /// docker through DOCKER_HOST (default unix:///var/run/docker.sock)
     Docker,

@@ -39,11 +39,6 @@ impl Machine {
             .find_map(|l| l.strip_prefix("PRETTY_NAME="))
             .map(|v| v.trim_matches('"').to_string())
             .unwrap_or_else(|| "Linux".to_string());
-        let load = read("/proc/loadavg")
-            .split_whitespace()
-            .next()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0.0);
         Self {
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
             cpu_model,
@@ -52,7 +47,7 @@ impl Machine {
             os,
             cgroup: cgroup_layout(&read("/proc/self/mountinfo")),
             berth_version: env!("CARGO_PKG_VERSION").to_string(),
-            load_average_at_start: load,
+            load_average_at_start: load_average(),
         }
     }
 
@@ -70,6 +65,16 @@ impl Machine {
             self.load_average_at_start
         )
     }
+}
+
+/// The 1-minute load average.
+pub fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
 }
 
 /// The cgroup layout from a mountinfo text.

@@ -216,14 +216,15 @@ impl Lab {
     }
 
     /// Removes every engine's containers, daemon and roots, the accounting cgroups and the
-    /// temporary directory; copies the private daemons' logs into `logs` first. Returns
-    /// what it could not do.
+    /// temporary directory; copies the private daemons' logs (when they logged anything)
+    /// into `logs` first. Returns what it could not do.
     fn cleanup(&mut self, logs: Option<&Path>) -> Vec<String> {
         let mut warnings = Vec::new();
         for mut e in self.engines.drain(..) {
             warnings.extend(e.cleanup());
             if let (Some(dir), Some(log)) = (logs, e.daemon_log()) {
-                if log.is_file() && std::fs::create_dir_all(dir).is_ok() {
+                let written = std::fs::metadata(&log).is_ok_and(|m| m.len() > 0);
+                if written && std::fs::create_dir_all(dir).is_ok() {
                     let _ = std::fs::copy(&log, dir.join(format!("{}-berthd.log", e.id.key())));
                 }
             }
@@ -383,6 +384,7 @@ fn run(args: BenchArgs, cancel: Cancel) -> Result<()> {
         Ok(())
     })();
 
+    let load_average_at_end = machine::load_average();
     progress.phase("cleaning up");
     let warnings = lab.cleanup(Some(&out_dir.join("logs")));
     progress.finish();
@@ -420,6 +422,7 @@ fn run(args: BenchArgs, cancel: Cancel) -> Result<()> {
         command,
         started: started.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         wall_seconds: clock.elapsed().as_secs_f64(),
+        load_average_at_end,
         quick: args.quick,
         baseline: args.baseline,
         machine,

@@ -47,7 +47,12 @@ pub fn markdown(r: &Results) -> String {
         "`{}`, started {}, took {:.0} s.\n",
         r.command, r.started, r.wall_seconds
     );
-    let _ = writeln!(out, "Machine: {}.\n", r.machine.summary());
+    let _ = writeln!(
+        out,
+        "Machine: {}, {:.2} at the end.\n",
+        r.machine.summary(),
+        r.load_average_at_end
+    );
     let _ = writeln!(out, "Engines:\n");
     for e in &engines {
         let baseline = if e.id == r.baseline {
@@ -140,6 +145,68 @@ mod tests {
         assert_eq!(number(15.26), "15.3");
         assert_eq!(number(1.526), "1.53");
         assert_eq!(number(0.0), "0.00");
+    }
+
+    fn sample_results() -> Results {
+        use super::super::engine::EngineId;
+        use super::super::results::{EngineReport, Row, Scenario};
+        let engine = |id: EngineId, reason: Option<&str>| EngineReport {
+            id,
+            label: id.label().to_string(),
+            available: reason.is_none(),
+            reason: reason.map(String::from),
+            how: "somehow".to_string(),
+            version: None,
+        };
+        let row = Row::new("p50", "p50", "ms", Better::Lower).with([
+            (EngineId::Berthd, Cell::measured(100.0, vec![100.0])),
+            (EngineId::Daemonless, Cell::measured(130.0, vec![130.0])),
+            (EngineId::Podman, Cell::unavailable("podman: not there")),
+        ]);
+        let count = Row::new("running", "running", "of 10", Better::Neither).with([
+            (EngineId::Berthd, Cell::measured(10.0, vec![10.0])),
+            (EngineId::Daemonless, Cell::unavailable("no daemon")),
+            (EngineId::Podman, Cell::unavailable("podman: not there")),
+        ]);
+        Results {
+            schema: 1,
+            command: "berth bench".into(),
+            started: "2026-01-01T00:00:00Z".into(),
+            wall_seconds: 1.0,
+            load_average_at_end: 0.5,
+            quick: true,
+            baseline: EngineId::Berthd,
+            machine: super::super::machine::Machine::describe(),
+            plan: super::super::Plan::new(true, None),
+            cpu_accounting: "cgroups".into(),
+            engines: vec![
+                engine(EngineId::Berthd, None),
+                engine(EngineId::Daemonless, None),
+                engine(EngineId::Podman, Some("not there")),
+            ],
+            scenarios: vec![Scenario {
+                id: "run-rm".into(),
+                title: "Latency".into(),
+                method: "timed".into(),
+                rows: vec![row, count],
+            }],
+        }
+    }
+
+    #[test]
+    fn the_table_has_ratios_to_the_baseline_and_notes_for_gaps() {
+        let md = markdown(&sample_results());
+        assert!(
+            md.contains("| Latency | p50 | ms | 100 | 130 (1.30×) | n/a [1] |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("|  | running | of 10 | 10 | n/a [2] | n/a [1] |"),
+            "{md}"
+        );
+        assert!(md.contains("1. podman: not there\n2. no daemon\n"), "{md}");
+        assert!(md.contains("- **berth → berthd** (baseline): somehow"));
+        assert!(md.contains("- **podman**: unavailable: not there"));
     }
 
     #[test]

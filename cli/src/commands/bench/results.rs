@@ -19,6 +19,8 @@ pub struct Results {
     /// RFC 3339, when the run started.
     pub started: String,
     pub wall_seconds: f64,
+    /// The 1-minute load average when the scenarios were done: other work on the machine.
+    pub load_average_at_end: f64,
     pub quick: bool,
     pub baseline: EngineId,
     pub machine: Machine,
