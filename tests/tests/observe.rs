@@ -463,3 +463,44 @@ fn berth_stats_streams_a_table_every_second() {
     assert!(frames.last().unwrap().contains('%'));
     still_serving(&d);
 }
+
+#[test]
+fn docker_stats_streams_until_the_client_goes() {
+    let d = Daemon::start();
+    ok(&d.docker(&["run", "-d", "--name", "watched", "busybox", "sleep", "300"]));
+    let baseline = daemon_fds(&d);
+    let mut child = d
+        .docker_cmd(&["stats", "watched"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut out, &mut buf);
+        buf
+    });
+    std::thread::sleep(Duration::from_millis(4000));
+    // The client goes away without a word, as a killed CLI does.
+    let _ = child.kill();
+    let _ = child.wait();
+    let out = text(&reader.join().unwrap());
+    let rows: Vec<&str> = out
+        .split('\x1b')
+        .flat_map(|part| part.lines())
+        .filter(|l| l.contains(" watched "))
+        .collect();
+    assert!(rows.len() >= 2, "{out:?}");
+    let last: Vec<&str> = rows.last().unwrap().split_whitespace().collect();
+    assert!(last[2].ends_with('%') && last[2] != "--", "{out:?}");
+    assert_eq!(last[last.len() - 1], "1", "{out:?}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut fds = daemon_fds(&d);
+    while fds > baseline && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        fds = daemon_fds(&d);
+    }
+    assert!(fds <= baseline, "berthd holds {fds} fds, {baseline} before");
+    still_serving(&d);
+}
