@@ -10,6 +10,22 @@ fn inspect(d: &Daemon, name: &str, fmt: &str) -> String {
         .to_string()
 }
 
+/// Runs `berth` with `input` on its stdin.
+fn with_stdin(d: &Daemon, args: &[&str], input: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    let mut child = d
+        .berth_cmd(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input).unwrap();
+    drop(stdin);
+    child.wait_with_output().unwrap()
+}
+
 fn now() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -205,6 +221,22 @@ both_modes! {
             ],
             "{out}"
         );
+    }
+
+    fn exec_and_stdin_reach_containers_other_commands_started(mode: Mode) {
+        let d = Daemon::start_in(mode);
+        ok(&d.berth(&["run", "-d", "--name", "box", "busybox", "sleep", "300"]));
+        assert_eq!(ok(&d.berth(&["exec", "box", "sh", "-c", "echo $((1 + 2))"])), "3\n");
+        let out = d.berth(&["exec", "box", "sh", "-c", "echo err >&2; exit 5"]);
+        assert_eq!(out.status.code(), Some(5));
+        assert_eq!(text(&out.stderr), "err\n");
+        let out = with_stdin(&d, &["exec", "-i", "box", "cat"], b"through exec\n");
+        assert_eq!(ok(&out), "through exec\n");
+        let out = d.berth(&["exec", "box", "nosuchcmd"]);
+        assert_eq!(out.status.code(), Some(127), "{}", text(&out.stderr));
+        let out = with_stdin(&d, &["run", "--rm", "-i", "busybox", "cat"], b"through run\n");
+        assert_eq!(ok(&out), "through run\n");
+        ok(&d.berth(&["rm", "-f", "box"]));
     }
 
     fn info_and_version_describe_the_same_engine(mode: Mode) {
