@@ -85,7 +85,6 @@ impl Engine {
         });
         Ok((tty, rx))
     }
-
 }
 
 #[derive(Debug, Clone, Copy)]
