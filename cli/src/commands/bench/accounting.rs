@@ -38,11 +38,24 @@ impl Accounting {
         let base = mount.join(format!("berth-bench-{}", std::process::id()));
         std::fs::create_dir(&base)
             .with_context(|| format!("Cannot create the cgroup {}", base.display()))?;
-        Ok(Self {
+        let accounting = Self {
             base,
             v2,
             groups: Default::default(),
-        })
+        };
+        // Joining a cgroup can be refused (a delegated or read-only hierarchy): then no
+        // command may be asked to, or every engine command would fail.
+        let probe = accounting.group("probe")?;
+        let mut cmd = Command::new("true");
+        probe.place(&mut cmd);
+        cmd.status()
+            .context("Cannot start a process in an accounting cgroup")?;
+        let dir = accounting.groups.lock().unwrap().pop();
+        if let Some(dir) = dir {
+            remove_cgroup(&dir)
+                .with_context(|| format!("Cannot remove the cgroup {}", dir.display()))?;
+        }
+        Ok(accounting)
     }
 
     /// A `description` for the report: which hierarchy and counter.
@@ -77,6 +90,13 @@ impl Accounting {
             }
         }
         warnings
+    }
+}
+
+impl Drop for Accounting {
+    fn drop(&mut self) {
+        // Already done when `remove` was called: then there is nothing left to remove.
+        let _ = self.remove();
     }
 }
 

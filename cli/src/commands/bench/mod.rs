@@ -21,6 +21,7 @@ mod results;
 mod scenarios;
 mod stats;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -438,7 +439,8 @@ fn run(args: BenchArgs, cancel: Cancel) -> Result<()> {
     std::fs::write(out_dir.join("results.md"), &md)
         .with_context(|| format!("Cannot write {}", out_dir.join("results.md").display()))?;
     chart::draw(&results, &out_dir.join("concurrency.svg"))?;
-    println!("{md}");
+    // A closed stdout (`| head`) is no reason to fail a run whose results are written.
+    let _ = writeln!(std::io::stdout(), "{md}");
     eprintln!(
         "berth bench: results in {} ({:.0} s)",
         out_dir.display(),
