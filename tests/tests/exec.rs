@@ -612,3 +612,74 @@ fn exec_across_a_daemon_restart() {
     assert!(zombies.is_empty(), "zombies: {zombies:?}");
     ok(&d.docker(&["rm", "-f", "box"]));
 }
+
+#[test]
+fn exec_clients_vanishing_mid_stream() {
+    if !is_root() {
+        return;
+    }
+    let d = Daemon::start();
+    ok(&d.docker(&["run", "-d", "--name", "box", "busybox", "sleep", "600"]));
+    ok(&d.docker(&["exec", "box", "true"]));
+    let before = fds(d.pid());
+    let json = [("Content-Type", "application/json")];
+    for tty in [false, true] {
+        let body =
+            format!(r#"{{"Cmd":["yes"],"AttachStdout":true,"AttachStderr":true,"Tty":{tty}}}"#);
+        let r = d
+            .request("POST", "/v1.41/containers/box/exec", &json, body.as_bytes())
+            .unwrap();
+        let exec_id = r.json()["Id"].as_str().unwrap().to_string();
+        let mut s = std::os::unix::net::UnixStream::connect(&d.socket).unwrap();
+        let start = format!(r#"{{"Detach":false,"Tty":{tty}}}"#);
+        s.write_all(
+            format!(
+                "POST /v1.41/exec/{exec_id}/start HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n\
+                 Upgrade: tcp\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{start}",
+                start.len()
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        let mut buf = [0u8; 4096];
+        let mut got = 0;
+        while got < 64 * 1024 {
+            got += s.read(&mut buf).unwrap();
+        }
+        // Gone mid-stream: the process runs on (as with dockerd), nothing else is stuck.
+        drop(s);
+        assert_eq!(
+            ok(&d.docker(&["exec", "box", "echo", "still-serving"])),
+            "still-serving\n"
+        );
+        let info = d
+            .request("GET", &format!("/v1.41/exec/{exec_id}/json"), &[], b"")
+            .unwrap()
+            .json();
+        assert_eq!(info["Running"], true, "{info}");
+        // The exec's own process (its host pid, which this test started through berthd).
+        let pid = info["Pid"].as_i64().unwrap() as i32;
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+        assert!(eventually(T, || {
+            d.request("GET", &format!("/v1.41/exec/{exec_id}/json"), &[], b"")
+                .unwrap()
+                .json()["Running"]
+                == false
+        }));
+        let info = d
+            .request("GET", &format!("/v1.41/exec/{exec_id}/json"), &[], b"")
+            .unwrap()
+            .json();
+        assert_eq!(info["ExitCode"], 137, "{info}");
+    }
+    assert!(
+        eventually(T, || fds(d.pid()) <= before),
+        "berthd had {before} descriptors and now has {}",
+        fds(d.pid())
+    );
+    ok(&d.docker(&["rm", "-f", "box"]));
+}

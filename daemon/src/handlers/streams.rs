@@ -180,8 +180,10 @@ pub async fn attach(
     req: Request,
 ) -> Result<Response, ApiError> {
     let stream = params.bool("stream", false)?;
+    // Input needs the upgraded connection: a plain response body only goes one way (and
+    // a session's input that ends at once would close a StdinOnce container's stdin).
     let opts = AttachOptions {
-        stdin: params.bool("stdin", false)? && stream,
+        stdin: params.bool("stdin", false)? && stream && wants_upgrade(&req),
         stdout: params.bool("stdout", false)?,
         stderr: params.bool("stderr", false)?,
         detach_keys: params.get("detachKeys").map(str::to_string),
