@@ -632,7 +632,8 @@ async fn run_exec(
         let process = process_spec(&container, &exec)?;
         let path = container.run_dir.join(format!("exec-{}.json", exec.id));
         let bytes = serde_json::to_vec(&process).map_err(|e| e.to_string())?;
-        crate::fsutil::write_atomic(&path, &bytes)
+        // Read once by the runtime, then removed: no need to survive a crash (no fsync).
+        std::fs::write(&path, &bytes)
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         let io = make_stdio(&exec.config, attached).map_err(|e| e.to_string())?;
         let channel = Channel::connect(&container.run_dir).map_err(|e| {
