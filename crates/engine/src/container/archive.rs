@@ -128,7 +128,12 @@ impl Engine {
         let container = self.find(name)?;
         let root = self.open_container_root(&container, RootView::Live).await?;
         let (name, path) = (name.to_string(), path.to_string());
-        let located = blocking(move || locate(&root, &path, &name)).await??;
+        let located = blocking(move || {
+            let located = locate(&root, &path, &name);
+            root.close();
+            located
+        })
+        .await??;
         Ok(located.stat)
     }
 
@@ -143,22 +148,19 @@ impl Engine {
         let container = self.find(name)?;
         let root = self.open_container_root(&container, RootView::Live).await?;
         let (name, path) = (name.to_string(), path.to_string());
-        let (located, root) =
-            blocking(move || locate(&root, &path, &name).map(|l| (l, root))).await??;
+        let (located, root) = blocking(move || match locate(&root, &path, &name) {
+            Ok(l) => Ok((l, root)),
+            Err(e) => {
+                root.close();
+                Err(e)
+            }
+        })
+        .await??;
         let stat = located.stat.clone();
         let (tx, rx) = mpsc::channel(STREAM_DEPTH);
         tokio::task::spawn_blocking(move || {
-            let _root = root;
-            let mut archiver = TreeArchiver::new(ChannelWriter::new(tx));
-            let written = archiver
-                .append_tree(located.node, &located.rebase, true)
-                .and_then(|()| archiver.finish());
-            match written {
-                Ok(mut out) => {
-                    let _ = io::Write::flush(&mut out);
-                }
-                Err(e) => tracing::debug!(error = %e, "archive of a container path broken off"),
-            }
+            let archiver = TreeArchiver::new(ChannelWriter::new(tx));
+            write_archive(archiver, located.node, &located.rebase, true, root);
         });
         self.events.emit(
             caller,
@@ -187,32 +189,9 @@ impl Engine {
         let user = rec.config.user.clone();
         let readonly_rootfs = rec.host_config.readonly_rootfs;
         blocking(move || {
-            let mut input = input;
-            let (dest, dest_fd) = extraction_dir(&root, &path, &name)?;
-            if readonly_rootfs && rfs::fstat(&dest_fd).map(|st| st.st_dev).ok() == Some(root.dev) {
-                return Err(ArchiveError::ReadOnly);
-            }
-            if is_pseudo_fs(&dest_fd) {
-                return Err(ArchiveError::PseudoFs {
-                    path: super::fsroot::join_abs(&dest),
-                });
-            }
-            let owners = if opts.copy_uid_gid && !user.is_empty() {
-                let (uid, gid) = container_user(&root, &user)?;
-                Owners::Fixed(uid, gid)
-            } else {
-                Owners::Archive
-            };
-            let budget = Budget::of(&dest_fd).map_err(|e| ArchiveError::Io {
-                context: "cannot measure the free space of the container's file system".into(),
-                source: e,
-            })?;
-            let xopts = ExtractOptions {
-                no_overwrite_dir_non_dir: opts.no_overwrite_dir_non_dir,
-                owners,
-                rename: None,
-            };
-            extract::extract(&root.fd, dest, &mut input, xopts, budget)
+            let result = extract_into(&root, &path, &name, opts, &user, readonly_rootfs, input);
+            root.close();
+            result
         })
         .await??;
         self.events.emit(
@@ -244,17 +223,8 @@ impl Engine {
             )
         })?;
         tokio::task::spawn_blocking(move || {
-            let _root = root;
-            let mut archiver = TreeArchiver::new(ChannelWriter::new(tx));
-            let written = archiver
-                .append_tree(node, b"", false)
-                .and_then(|()| archiver.finish());
-            match written {
-                Ok(mut out) => {
-                    let _ = io::Write::flush(&mut out);
-                }
-                Err(e) => tracing::debug!(error = %e, "export broken off"),
-            }
+            let archiver = TreeArchiver::new(ChannelWriter::new(tx));
+            write_archive(archiver, node, b"", false, root);
         });
         self.events.emit(
             caller,
@@ -264,6 +234,68 @@ impl Engine {
             container.event_attributes(),
         );
         Ok(rx)
+    }
+}
+
+/// Extracts an upload into the directory `path` of an open container root.
+fn extract_into(
+    root: &ContainerRoot,
+    path: &str,
+    name: &str,
+    opts: CopyToOptions,
+    user: &str,
+    readonly_rootfs: bool,
+    mut input: Box<dyn Read + Send>,
+) -> Result<u64, ArchiveError> {
+    let (dest, dest_fd) = extraction_dir(root, path, name)?;
+    if readonly_rootfs && rfs::fstat(&dest_fd).map(|st| st.st_dev).ok() == Some(root.dev) {
+        return Err(ArchiveError::ReadOnly);
+    }
+    if is_pseudo_fs(&dest_fd) {
+        return Err(ArchiveError::PseudoFs {
+            path: super::fsroot::join_abs(&dest),
+        });
+    }
+    let owners = if opts.copy_uid_gid && !user.is_empty() {
+        let (uid, gid) = container_user(root, user)?;
+        Owners::Fixed(uid, gid)
+    } else {
+        Owners::Archive
+    };
+    let budget = Budget::of(&dest_fd).map_err(|e| ArchiveError::Io {
+        context: "cannot measure the free space of the container's file system".into(),
+        source: e,
+    })?;
+    let xopts = ExtractOptions {
+        no_overwrite_dir_non_dir: opts.no_overwrite_dir_non_dir,
+        owners,
+        rename: None,
+    };
+    extract::extract(&root.fd, dest, &mut input, xopts, budget)
+}
+
+/// Writes a tree into an archive stream, then closes the container's root before the
+/// stream ends (so a stopped container is unmounted by the time its client is done).
+fn write_archive(
+    mut archiver: TreeArchiver<ChannelWriter>,
+    node: OwnedFd,
+    name: &[u8],
+    include_top: bool,
+    root: ContainerRoot,
+) {
+    let written = archiver
+        .append_tree(node, name, include_top)
+        .and_then(|()| archiver.finish());
+    match written {
+        Ok(mut out) => {
+            let _ = io::Write::flush(&mut out);
+            root.close();
+            drop(out);
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "archive broken off");
+            root.close();
+        }
     }
 }
 

@@ -38,13 +38,25 @@ pub(crate) enum RootView {
     Layers,
 }
 
-/// An open container root, valid as long as this value lives.
+/// An open container root, valid as long as this value lives. End a copy with
+/// [`ContainerRoot::close`] (from a blocking thread), so a stopped container's overlay is
+/// unmounted before the client hears the copy is done.
 pub(crate) struct ContainerRoot {
     /// The root directory.
     pub fd: OwnedFd,
     /// The device of the root file system, to tell it from mounts inside it.
     pub dev: u64,
-    _lease: Option<MountLease>,
+    lease: Option<MountLease>,
+}
+
+impl ContainerRoot {
+    /// Closes the root; a stopped container's overlay is unmounted if this was the last copy
+    /// using it. Blocks (on the container's lock): call it from a blocking thread.
+    pub fn close(mut self) {
+        if let Some(lease) = self.lease.take() {
+            lease.release_blocking();
+        }
+    }
 }
 
 /// How many copies use each temporarily mounted overlay (by merged directory).
@@ -55,15 +67,17 @@ struct MountLease {
     container: Arc<Container>,
     overlay: Overlay,
     cgroups: Cgroups,
+    engine: Option<Arc<Engine>>,
+    released: bool,
 }
 
 impl MountLease {
     /// Mounts the overlay (if this is its first lease). The caller holds the container's
-    /// operation lock, so no start or removal runs meanwhile.
+    /// lock, so no start or removal runs meanwhile.
     fn acquire(
+        engine: &Engine,
         container: &Arc<Container>,
         overlay: Overlay,
-        cgroups: Cgroups,
     ) -> Result<Self, ContainerError> {
         let mut leases = LEASES.lock().unwrap_or_else(|e| e.into_inner());
         let count = leases
@@ -77,14 +91,56 @@ impl MountLease {
         Ok(Self {
             container: container.clone(),
             overlay,
-            cgroups,
+            cgroups: engine.cgroups.clone(),
+            engine: engine.self_arc(),
+            released: false,
         })
     }
 
-    fn release(container: &Container, overlay: &Overlay, cgroups: &Cgroups) {
+    /// Gives the lease back under the container's lock (the one a start holds from mounting
+    /// to recording the container as running, in this process and others), so a container
+    /// that was started meanwhile keeps its root.
+    async fn release(
+        engine: Option<Arc<Engine>>,
+        container: Arc<Container>,
+        overlay: Overlay,
+        cgroups: Cgroups,
+    ) {
+        let _guard = match &engine {
+            Some(engine) => match engine.lock_op(&container).await {
+                Ok(guard) => Some(guard),
+                // Removed meanwhile: its removal unmounted everything.
+                Err(_) => {
+                    Self::forget(&overlay);
+                    return;
+                }
+            },
+            None => None,
+        };
+        let _op = if engine.is_none() {
+            Some(container.op.lock().await)
+        } else {
+            None
+        };
+        if !Self::forget(&overlay) {
+            return;
+        }
+        // The record says whether it runs; its cgroup says so even for a start by another
+        // process whose record this one has not read.
+        let running = container.snapshot().state.status.is_running()
+            || !super::top::container_pids(&cgroups, &container.id).is_empty();
+        if !running {
+            if let Err(e) = overlay.unmount() {
+                tracing::warn!(id = %container.id, error = %e, "cannot unmount a stopped container's root after a copy");
+            }
+        }
+    }
+
+    /// Counts one lease less; whether it was the last.
+    fn forget(overlay: &Overlay) -> bool {
         let mut leases = LEASES.lock().unwrap_or_else(|e| e.into_inner());
         let map = leases.get_or_insert_with(HashMap::new);
-        let last = match map.get_mut(&overlay.merged) {
+        match map.get_mut(&overlay.merged) {
             Some(n) if *n > 1 => {
                 *n -= 1;
                 false
@@ -93,37 +149,42 @@ impl MountLease {
                 map.remove(&overlay.merged);
                 true
             }
-        };
-        // The record says whether it runs; its cgroup says so even when another process
-        // (a daemonless command) started it.
-        let running = container.snapshot().state.status.is_running()
-            || !super::top::container_pids(cgroups, &container.id).is_empty();
-        if last && !running {
-            if let Err(e) = overlay.unmount() {
-                tracing::warn!(id = %container.id, error = %e, "cannot unmount a stopped container's root after a copy");
-            }
+        }
+    }
+
+    fn parts(&mut self) -> (Option<Arc<Engine>>, Arc<Container>, Overlay, Cgroups) {
+        self.released = true;
+        (
+            self.engine.clone(),
+            self.container.clone(),
+            self.overlay.clone(),
+            self.cgroups.clone(),
+        )
+    }
+
+    fn release_blocking(mut self) {
+        let (engine, container, overlay, cgroups) = self.parts();
+        let release = Self::release(engine, container, overlay, cgroups);
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => handle.block_on(release),
+            Err(_) => tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map(|rt| rt.block_on(release))
+                .unwrap_or_else(|e| tracing::warn!(error = %e, "cannot release a copy's mount")),
         }
     }
 }
 
 impl Drop for MountLease {
+    /// A lease not closed (a copy abandoned on an async path): released by a task.
     fn drop(&mut self) {
-        let container = self.container.clone();
-        let overlay = self.overlay.clone();
-        let cgroups = self.cgroups.clone();
-        // Under the operation lock, so a start that found the overlay mounted has recorded
-        // the container as running before this decides whether to unmount.
-        match tokio::runtime::Handle::try_current() {
-            Ok(handle) => {
-                handle.spawn(async move {
-                    let _op = container.op.lock().await;
-                    Self::release(&container, &overlay, &cgroups);
-                });
-            }
-            Err(_) => {
-                let _op = container.op.blocking_lock();
-                Self::release(&container, &overlay, &cgroups);
-            }
+        if self.released {
+            return;
+        }
+        let (engine, container, overlay, cgroups) = self.parts();
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(Self::release(engine, container, overlay, cgroups));
         }
     }
 }
@@ -135,8 +196,7 @@ impl Engine {
         container: &Arc<Container>,
         view: RootView,
     ) -> Result<ContainerRoot, ContainerError> {
-        let _op = container.op.lock().await;
-        self.refresh(container).await;
+        let _guard = self.lock_op(container).await?;
         let rec = container.snapshot();
         let overlay = Overlay::in_dir(&container.dir, rec.layers.clone());
         let running = rec.state.status.is_running();
@@ -167,7 +227,7 @@ impl Engine {
                         return Ok(ContainerRoot {
                             fd,
                             dev: st.st_dev,
-                            _lease: None,
+                            lease: None,
                         });
                     }
                     tracing::debug!(id = %container.id, pid, "the container's pid is not the container any more");
@@ -177,16 +237,16 @@ impl Engine {
             return Ok(ContainerRoot {
                 fd,
                 dev: merged.st_dev,
-                _lease: None,
+                lease: None,
             });
         }
-        let lease = MountLease::acquire(container, overlay.clone(), self.cgroups.clone())?;
+        let lease = MountLease::acquire(self, container, overlay.clone())?;
         let fd = open_dir(&overlay.merged).map_err(cannot)?;
         let st = rfs::fstat(&fd).map_err(|e| cannot(e.into()))?;
         Ok(ContainerRoot {
             fd,
             dev: st.st_dev,
-            _lease: Some(lease),
+            lease: Some(lease),
         })
     }
 }
