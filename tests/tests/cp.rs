@@ -1166,3 +1166,51 @@ fn berth_and_docker_show_the_same() {
             .next()
     );
 }
+
+berth_tests::both_modes! {
+    /// A stopped container's root is mounted for a copy and unmounted by the time the
+    /// command returns (a daemonless command exits right after), and copies are events.
+    fn copies_of_stopped_containers_leave_nothing_mounted(mode: Mode) {
+        let d = Daemon::start_in(mode);
+        let t0 = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            - 1;
+        ok(&d.berth(&["run", "--name", "stopped", "busybox", "sh", "-c", "echo made > /made"]));
+        let id = ok(&d.berth(&["inspect", "-f", "{{.Id}}", "stopped"])).trim().to_string();
+        let rootfs = d.data_root().join("containers").join(&id).join("rootfs");
+        let mounted = || berth_tests::mounts_under(&rootfs).contains(&rootfs);
+        let host = tempfile::tempdir().unwrap();
+        std::fs::write(host.path().join("in"), "in\n").unwrap();
+        for _ in 0..3 {
+            let out = d.berth(&["cp", "stopped:/made", "-"]);
+            assert!(out.status.success(), "{}", text(&out.stderr));
+            assert!(!mounted(), "mounted after a copy out");
+            ok(&d.berth(&["cp", host.path().join("in").to_str().unwrap(), "stopped:/"]));
+            assert!(!mounted(), "mounted after a copy in");
+            let out = d.berth(&["cp", "stopped:/nope", "-"]);
+            assert_eq!(out.status.code(), Some(1));
+            assert!(!mounted(), "mounted after a failed copy");
+        }
+        let out = d.berth(&["export", "-o", host.path().join("e.tar").to_str().unwrap(), "stopped"]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(!mounted(), "mounted after an export");
+        // The container still starts, and sees what was copied in.
+        ok(&d.berth(&["start", "stopped"]));
+        let out = d.berth(&["cp", "stopped:/in", "-"]);
+        assert_eq!(tar_entries(&out.stdout)[0].data, b"in\n");
+        let until = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 1;
+        let actions = ok(&d.berth(&[
+            "events", "--since", &t0.to_string(), "--until", &until.to_string(),
+            "--filter", "container=stopped", "--format", "{{.Action}}",
+        ]));
+        for want in ["archive-path", "extract-to-dir", "export"] {
+            assert!(actions.lines().any(|a| a == want), "no {want} event in:\n{actions}");
+        }
+    }
+}
