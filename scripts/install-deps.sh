@@ -2,7 +2,7 @@
 # Installs what building and testing berth needs on a fresh Debian 12 machine (as root).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
-pkgs=(busybox-static runc libseccomp-dev pkg-config gcc make iproute2 ca-certificates python3 python3-venv tini bsdutils)
+pkgs=(busybox-static runc libseccomp-dev pkg-config gcc make iproute2 ca-certificates python3 python3-venv tini bsdutils procps)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
