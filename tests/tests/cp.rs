@@ -843,6 +843,27 @@ fn a_client_that_goes_away_mid_archive_leaks_nothing() {
             drop(s);
         }
     }
+    // An upload that stops half-way.
+    for _ in 0..3 {
+        let mut s = std::os::unix::net::UnixStream::connect(&d.socket).unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_path("partial").unwrap();
+        h.set_size(64 << 20);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_cksum();
+        write!(
+            s,
+            "PUT /v1.41/containers/gone/archive?path=/tmp HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+            (64 << 20) + 2048
+        )
+        .unwrap();
+        s.write_all(h.as_bytes()).unwrap();
+        s.write_all(&vec![0u8; 1 << 20]).unwrap();
+        drop(s);
+    }
     // Same for an export.
     let mut s = std::os::unix::net::UnixStream::connect(&d.socket).unwrap();
     write!(
