@@ -27,11 +27,10 @@ use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use super::http::CLIENT_API_VERSION;
 use super::{
-    AttachOptions, AttachStream, Backend, BackendError, ByteReader, ContainerListOptions,
-    CopyFrom, CopyToOptions, StatsStream,
-    ErrorKind, EventStream, EventsOptions, ImageListOptions, ImportOptions, ImportSource,
-    Inspected, LogsOptions, PingInfo, ProgressStream, RemoveOptions, Result, WaitCondition,
-    WaitHandle,
+    AttachOptions, AttachStream, Backend, BackendError, ByteReader, ContainerListOptions, CopyFrom,
+    CopyToOptions, ErrorKind, EventStream, EventsOptions, ImageListOptions, ImportOptions,
+    ImportSource, Inspected, LogsOptions, PingInfo, ProgressStream, RemoveOptions, Result,
+    StatsStream, WaitCondition, WaitHandle,
 };
 
 /// The engine, opened in this process on a data root shared with other daemonless commands.
@@ -567,9 +566,10 @@ impl Backend for EngineBackend {
             .container_stats(&self.caller, id, opts)
             .await
             .map_err(refused)?;
-        Ok(Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|s| (Ok(s), rx))
-        })))
+        Ok(Box::pin(futures_util::stream::unfold(
+            rx,
+            |mut rx| async move { rx.recv().await.map(|s| (Ok(s), rx)) },
+        )))
     }
 
     async fn container_top(&self, id: &str, ps_args: Option<&str>) -> Result<ContainerTopResponse> {
@@ -644,9 +644,8 @@ fn input_writer(input: Option<engine::container::AttachInput>) -> super::ByteWri
 
 /// An engine tar stream as a reader; a failure part-way is a read error, not an early end.
 fn tar_reader(rx: engine::container::TarStream) -> ByteReader {
-    let chunks = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|c| (c, rx))
-    });
+    let chunks =
+        futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
     Box::pin(StreamReader::new(chunks))
 }
 

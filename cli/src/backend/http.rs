@@ -34,11 +34,10 @@ use tokio::sync::OnceCell;
 use tokio_util::io::{ReaderStream, StreamReader};
 
 use super::{
-    AttachOptions, AttachStream, Backend, BackendError, ByteReader, ContainerListOptions,
-    CopyFrom, CopyToOptions, StatsStream,
-    ErrorKind, EventStream, EventsOptions, ImageListOptions, ImportOptions, ImportSource,
-    Inspected, LogsOptions, PingInfo, ProgressStream, RemoveOptions, Result, WaitCondition,
-    WaitHandle,
+    AttachOptions, AttachStream, Backend, BackendError, ByteReader, ContainerListOptions, CopyFrom,
+    CopyToOptions, ErrorKind, EventStream, EventsOptions, ImageListOptions, ImportOptions,
+    ImportSource, Inspected, LogsOptions, PingInfo, ProgressStream, RemoveOptions, Result,
+    StatsStream, WaitCondition, WaitHandle,
 };
 
 /// The daemon address used when neither `-H` nor `BERTH_HOST` says otherwise.
@@ -949,7 +948,10 @@ impl Backend for HttpBackend {
     ) -> Result<()> {
         let query = Query::new()
             .set("path", path)
-            .opt("noOverwriteDirNonDir", opts.no_overwrite_dir_non_dir.then_some("true"))
+            .opt(
+                "noOverwriteDirNonDir",
+                opts.no_overwrite_dir_non_dir.then_some("true"),
+            )
             .opt("copyUIDGID", opts.copy_uid_gid.then_some("true"));
         let resp = self
             .send(

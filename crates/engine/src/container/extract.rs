@@ -1105,13 +1105,17 @@ mod tests {
             ..Default::default()
         };
         let tar = TarMaker::default().file("d", b"x").finish();
-        let err = f.extract_with("/tmp", &tar, opts.clone(), PLENTY).unwrap_err();
+        let err = f
+            .extract_with("/tmp", &tar, opts.clone(), PLENTY)
+            .unwrap_err();
         assert!(
             err.to_string().contains("cannot overwrite directory"),
             "{err}"
         );
         let tar = TarMaker::default().dir("file").finish();
-        let err = f.extract_with("/tmp", &tar, opts.clone(), PLENTY).unwrap_err();
+        let err = f
+            .extract_with("/tmp", &tar, opts.clone(), PLENTY)
+            .unwrap_err();
         assert!(
             err.to_string().contains("cannot overwrite non-directory"),
             "{err}"
@@ -1218,11 +1222,16 @@ mod tests {
         };
         extract_into_host_dir(dir.path(), &mut &tar[..], opts).unwrap();
         let m = fs::metadata(dir.path().join("copy/f")).unwrap();
-        assert_eq!((m.uid(), m.mode() & 0o777, m.nlink()), (nix::unistd::geteuid().as_raw(), 0o640, 2));
+        assert_eq!(
+            (m.uid(), m.mode() & 0o777, m.nlink()),
+            (nix::unistd::geteuid().as_raw(), 0o640, 2)
+        );
         assert!(dir.path().join("other").is_file());
         assert!(!dir.path().join("tree").exists());
         // `/` as the old name prefixes every entry (an archive of a container's root).
-        let tar = TarMaker::default().raw(TarMaker::header(EntryType::Directory, "/", 0o755), b"").finish();
+        let tar = TarMaker::default()
+            .raw(TarMaker::header(EntryType::Directory, "/", 0o755), b"")
+            .finish();
         let opts = ExtractOptions {
             rename: Some((b"/".to_vec(), b"rootcopy".to_vec())),
             ..Default::default()
