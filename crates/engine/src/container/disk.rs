@@ -90,6 +90,66 @@ struct Listed {
     record: ContainerRecord,
 }
 
+/// What a listing found of one container.
+enum Seen {
+    /// Its cache entry (by index) is current and needs nothing.
+    Cached(usize),
+    /// Its record, read again (new or changed) and needing nothing.
+    Read(Box<Listed>),
+    /// It needs its lock: an exit nobody recorded, an auto-remove, a half-done removal.
+    NeedsLock(Stamp),
+    /// A directory without a record.
+    NoRecord,
+    Unreadable(ContainerError),
+}
+
+/// Looks at one container for a listing (no locks, no async: run on any thread).
+fn check_listed(
+    dir: &std::fs::File,
+    root: &Path,
+    id: &str,
+    cached: Option<(usize, &Listed)>,
+) -> Seen {
+    let Some(stamp) = Stamp::at(dir, &format!("{id}/{RECORD_FILE}")) else {
+        return Seen::NoRecord;
+    };
+    let (seen, rec) = match cached {
+        Some((n, l)) if l.stamp == stamp => (Seen::Cached(n), &l.record),
+        _ => match read_record(&root.join(id)) {
+            Ok(Some((record, stamp))) => {
+                let l = Box::new(Listed { stamp, record });
+                return settle(Seen::Read(l));
+            }
+            Ok(None) => return Seen::NoRecord,
+            Err(e) => return Seen::Unreadable(e),
+        },
+    };
+    if needs_lock(rec) {
+        return Seen::NeedsLock(stamp);
+    }
+    seen
+}
+
+/// A freshly read record that needs its lock says so.
+fn settle(seen: Seen) -> Seen {
+    match seen {
+        Seen::Read(l) if needs_lock(&l.record) => Seen::NeedsLock(l.stamp),
+        other => other,
+    }
+}
+
+/// Whether a listing must take a container's lock to show it truly (see
+/// [`Engine::refresh`]).
+fn needs_lock(rec: &ContainerRecord) -> bool {
+    let exited = rec
+        .state
+        .processes
+        .as_ref()
+        .filter(|_| rec.state.status.is_running())
+        .is_some_and(|p| !crate::process::is_alive(p.shim_pid, p.shim_start_time));
+    exited || matches!(rec.state.status, Status::Removing | Status::Dead) || is_garbage(rec)
+}
+
 /// A hold on a container's lifecycle: the in-process mutex and, in daemonless mode, the
 /// lock other processes respect.
 pub(crate) struct OpGuard<'a> {
@@ -323,82 +383,116 @@ impl Engine {
         out
     }
 
-    /// Every container's record, up to date (daemonless listings: `ps`, `info`). Records
-    /// come from the listing cache when their file has not changed since; a running
-    /// container whose shim is gone, an auto-remove container that exited and a half-done
-    /// removal are dealt with as [`Engine::refresh`] does (so they may be gone).
+    /// Every container's record, up to date (daemonless listings: `ps`, `info`), newest
+    /// first. Records come from the listing cache when their file has not changed since; a
+    /// running container whose shim is gone, an auto-remove container that exited and a
+    /// half-done removal are dealt with as [`Engine::refresh`] does (so they may be gone).
     pub(crate) async fn list_records(&self) -> Vec<ContainerRecord> {
         let root = self.containers_dir();
         let cache_path = self.config.data_root.join(LIST_CACHE);
-        let mut cached: HashMap<String, Listed> = std::fs::read(&cache_path)
+        let mut cached: Vec<Option<Listed>> = std::fs::read(&cache_path)
             .ok()
             .and_then(|b| serde_json::from_slice::<Vec<Listed>>(&b).ok())
-            .map(|v| v.into_iter().map(|l| (l.record.id.clone(), l)).collect())
-            .unwrap_or_default();
+            .unwrap_or_default()
+            .into_iter()
+            .map(Some)
+            .collect();
+        let by_id: HashMap<String, usize> = cached
+            .iter()
+            .enumerate()
+            .filter_map(|(n, l)| l.as_ref().map(|l| (l.record.id.clone(), n)))
+            .collect();
         let (Ok(dir), Ok(rd)) = (std::fs::File::open(&root), std::fs::read_dir(&root)) else {
             return Vec::new();
         };
-        let mut fresh: Vec<Listed> = Vec::new();
-        let mut stale = false;
-        let mut without_record = Vec::new();
-        for e in rd.flatten() {
-            let id = e.file_name().to_string_lossy().into_owned();
-            if !is_container_id(&id) {
-                continue;
-            }
-            let Some(stamp) = Stamp::at(&dir, &format!("{id}/{RECORD_FILE}")) else {
-                without_record.push(id);
-                continue;
+        let ids: Vec<String> = rd
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|id| is_container_id(id))
+            .collect();
+        // What each container needs: a stat of its record and, running, a look at its shim.
+        // Independent system calls, so spread over the CPUs.
+        let seen: Vec<Seen> = {
+            let check = |id: &String| {
+                check_listed(
+                    &dir,
+                    &root,
+                    id,
+                    by_id
+                        .get(id)
+                        .and_then(|&n| cached[n].as_ref())
+                        .map(|l| (by_id[id], l)),
+                )
             };
-            let listed = match cached.remove(&id) {
-                Some(l) if l.stamp == stamp => l,
-                _ => {
-                    stale = true;
-                    match read_record(&root.join(&id)) {
-                        Ok(Some((record, stamp))) => Listed { stamp, record },
-                        Ok(None) => continue,
-                        Err(e) => {
-                            tracing::warn!(id, error = %e, "skipping a container whose state cannot be read");
-                            continue;
-                        }
+            let threads = std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(4);
+            let chunk = ids.len().div_ceil(threads).max(64);
+            if ids.len() <= chunk {
+                ids.iter().map(check).collect()
+            } else {
+                std::thread::scope(|scope| {
+                    let handles: Vec<_> = ids
+                        .chunks(chunk)
+                        .map(|part| scope.spawn(move || part.iter().map(check).collect::<Vec<_>>()))
+                        .collect();
+                    handles
+                        .into_iter()
+                        .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                        .collect()
+                })
+            }
+        };
+        let mut fresh: Vec<Listed> = Vec::with_capacity(ids.len());
+        let mut stale = cached.len() != ids.len();
+        let mut without_record = Vec::new();
+        for (id, seen) in ids.iter().zip(seen) {
+            match seen {
+                Seen::Cached(n) => {
+                    if let Some(l) = cached[n].take() {
+                        fresh.push(l);
                     }
                 }
-            };
-            let rec = &listed.record;
-            let exited = rec
-                .state
-                .processes
-                .as_ref()
-                .filter(|_| rec.state.status.is_running())
-                .is_some_and(|p| !crate::process::is_alive(p.shim_pid, p.shim_start_time));
-            let half_removed = matches!(rec.state.status, Status::Removing | Status::Dead);
-            if !exited && !half_removed && !is_garbage(rec) {
-                fresh.push(listed);
-                continue;
+                Seen::Read(l) => {
+                    stale = true;
+                    fresh.push(*l);
+                }
+                Seen::NoRecord => without_record.push(id.clone()),
+                Seen::Unreadable(e) => {
+                    stale = true;
+                    tracing::warn!(id, error = %e, "skipping a container whose state cannot be read");
+                }
+                Seen::NeedsLock(stamp) => {
+                    // The full way, under its lock, then whatever it became.
+                    stale = true;
+                    let Ok(Some(c)) = self.load_on_disk(id) else {
+                        continue;
+                    };
+                    self.refresh(&c).await;
+                    if c.lifecycle.borrow().removed {
+                        continue;
+                    }
+                    let stamp = c
+                        .stamp
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .unwrap_or(stamp);
+                    fresh.push(Listed {
+                        stamp,
+                        record: c.snapshot(),
+                    });
+                }
             }
-            // Needs its lock: the full way, then whatever it became.
-            stale = true;
-            let Ok(Some(c)) = self.load_on_disk(&id) else {
-                continue;
-            };
-            self.refresh(&c).await;
-            if c.lifecycle.borrow().removed {
-                continue;
-            }
-            let stamp = c
-                .stamp
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .unwrap_or(stamp);
-            fresh.push(Listed {
-                stamp,
-                record: c.snapshot(),
-            });
         }
         if !without_record.is_empty() {
             self.remove_unfinished_creates(&without_record);
         }
-        if stale || !cached.is_empty() {
+        // Newest first, as listings show them, moving each record once.
+        let mut order: Vec<usize> = (0..fresh.len()).collect();
+        order.sort_by(|&a, &b| fresh[b].record.created.cmp(&fresh[a].record.created));
+        let mut slots: Vec<Option<Listed>> = fresh.into_iter().map(Some).collect();
+        let fresh: Vec<Listed> = order.iter().filter_map(|&i| slots[i].take()).collect();
+        if stale {
             // Best effort: a listing that cannot write the cache is only slower next time.
             if let Ok(bytes) = serde_json::to_vec(&fresh) {
                 let tmp = self
@@ -667,6 +761,100 @@ mod tests {
         assert!(!is_container_id(&"a".repeat(63)));
         assert!(!is_container_id(&format!("{}g", "a".repeat(63))));
         assert!(!is_container_id("names"));
+    }
+
+    fn record(id: &str, name: &str, created: &str, status: &str) -> serde_json::Value {
+        serde_json::json!({
+            "id": id, "name": name, "created": created,
+            "image_id": "sha256:1", "image_name": "busybox",
+            "config": {}, "host_config": {},
+            "path": "true", "args": [], "layers": [],
+            "state": {
+                "status": status,
+                "processes": if status == "running" {
+                    serde_json::json!({"pid": 1, "shim_pid": i32::MAX, "shim_start_time": 1})
+                } else {
+                    serde_json::Value::Null
+                },
+                "exit_code": 0, "oom_killed": false, "error": "",
+                "started_at": "2026-01-01T00:00:00Z", "finished_at": super::super::ZERO_TIME,
+            },
+            "restart_count": 0, "created_by_uid": 0,
+        })
+    }
+
+    fn put(root: &Path, rec: &serde_json::Value) {
+        let dir = root.join("containers").join(rec["id"].as_str().unwrap());
+        std::fs::create_dir_all(&dir).unwrap();
+        crate::fsutil::write_json_atomic(&dir.join(RECORD_FILE), rec).unwrap();
+    }
+
+    #[tokio::test]
+    async fn listings_trust_the_cache_only_while_records_are_unchanged() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        let config = crate::EngineConfig::new(&data, &tmp.path().join("exec"));
+        let engine = Engine::open(config, false).await.unwrap();
+        let (a, b, c) = ("a".repeat(64), "b".repeat(64), "c".repeat(64));
+        put(
+            &data,
+            &record(&a, "/first", "2026-01-01T00:00:01Z", "exited"),
+        );
+        put(
+            &data,
+            &record(&b, "/second", "2026-01-01T00:00:02Z", "created"),
+        );
+        put(
+            &data,
+            &record(&c, "/third", "2026-01-01T00:00:03Z", "exited"),
+        );
+        let names = |recs: Vec<ContainerRecord>| -> Vec<String> {
+            recs.into_iter().map(|r| r.name).collect()
+        };
+        assert_eq!(
+            names(engine.list_records().await),
+            ["/third", "/second", "/first"]
+        );
+        let cache = data.join(LIST_CACHE);
+        let written = std::fs::metadata(&cache).unwrap().modified().unwrap();
+        // Nothing changed: the cache is used, not written again.
+        assert_eq!(names(engine.list_records().await).len(), 3);
+        assert_eq!(
+            std::fs::metadata(&cache).unwrap().modified().unwrap(),
+            written
+        );
+        // A record another process replaced is read again.
+        put(
+            &data,
+            &record(&b, "/renamed", "2026-01-01T00:00:02Z", "created"),
+        );
+        assert_eq!(
+            names(engine.list_records().await),
+            ["/third", "/renamed", "/first"]
+        );
+        // A cache that does not parse is ignored (and replaced); a container that is gone
+        // leaves the listing.
+        std::fs::write(&cache, b"[{\"stamp\": ").unwrap();
+        std::fs::remove_dir_all(data.join("containers").join(&c)).unwrap();
+        assert_eq!(names(engine.list_records().await), ["/renamed", "/first"]);
+        let kept: Vec<Listed> = serde_json::from_slice(&std::fs::read(&cache).unwrap()).unwrap();
+        assert_eq!(kept.len(), 2);
+        // A record that does not parse is left out (and left alone).
+        std::fs::write(data.join("containers").join(&a).join(RECORD_FILE), b"{").unwrap();
+        assert_eq!(names(engine.list_records().await), ["/renamed"]);
+        // A running container whose shim is gone has exited: recorded on the way.
+        let d = "d".repeat(64);
+        put(
+            &data,
+            &record(&d, "/gone", "2026-01-01T00:00:04Z", "running"),
+        );
+        let recs = engine.list_records().await;
+        assert_eq!(recs[0].name, "/gone");
+        assert_eq!(recs[0].state.status, Status::Exited);
+        assert_eq!(recs[0].state.exit_code, 255);
+        let on_disk: ContainerRecord =
+            crate::fsutil::read_json(&data.join("containers").join(&d).join(RECORD_FILE)).unwrap();
+        assert_eq!(on_disk.state.status, Status::Exited);
     }
 
     #[test]
