@@ -589,6 +589,7 @@ fn exec_across_a_daemon_restart() {
     ok(&d.docker(&[
         "run", "-d", "--name", "box", "-i", "busybox", "sleep", "600",
     ]));
+    ok(&d.docker(&["run", "-d", "--name", "echo", "-i", "busybox", "cat"]));
     // An exec that outlives the daemon is still reaped by the shim.
     ok(&d.docker(&["exec", "-d", "box", "sleep", "2"]));
     let shim = shim_pid(&d, "box");
@@ -610,7 +611,32 @@ fn exec_across_a_daemon_restart() {
         })
         .collect();
     assert!(zombies.is_empty(), "zombies: {zombies:?}");
-    ok(&d.docker(&["rm", "-f", "box"]));
+    // Attach reconnects to the shim too: its stdin and its live output.
+    let mut s = std::os::unix::net::UnixStream::connect(&d.socket).unwrap();
+    s.set_read_timeout(Some(T)).unwrap();
+    s.write_all(
+        b"POST /v1.41/containers/echo/attach?stream=1&stdin=1&stdout=1 HTTP/1.1\r\n\
+          Host: x\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n",
+    )
+    .unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !seen.ends_with(b"\r\n\r\n") {
+        let n = s.read(&mut buf[..1]).unwrap();
+        assert_eq!(n, 1, "{}", text(&seen));
+        seen.push(buf[0]);
+    }
+    s.write_all(b"round-trip\n").unwrap();
+    let mut out = Vec::new();
+    while !out.ends_with(b"round-trip\n") {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "{}", text(&out));
+        out.extend_from_slice(&buf[..n]);
+    }
+    // A stdcopy frame of stdout.
+    assert_eq!(&out[..8], b"\x01\0\0\0\0\0\0\x0b", "{out:?}");
+    drop(s);
+    ok(&d.docker(&["rm", "-f", "box", "echo"]));
 }
 
 #[test]
