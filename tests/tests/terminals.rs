@@ -496,3 +496,50 @@ fn resize_bad_input_and_clients_that_vanish() {
     assert_eq!(ok(&d.docker(&["exec", "tt", "echo", "alive"])), "alive\n");
     ok(&d.docker(&["rm", "-f", "tt", "plain", "idle", "chatty"]));
 }
+
+/// `VmHWM` (peak resident set) of `pid`, in KiB.
+fn peak_rss_kib(pid: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn a_hundred_megabytes_through_attach_hold_little_in_berthd() {
+    if !is_root() {
+        return;
+    }
+    let d = Daemon::start();
+    // Warm up: the first run allocates what every run needs.
+    ok(&d.docker(&["run", "--rm", "busybox", "true"]));
+    let before = peak_rss_kib(d.pid());
+    let mut cmd = d.docker_cmd(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "head -c 100000000 /dev/zero",
+    ]);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut buf = vec![0u8; 1 << 16];
+    let mut total = 0usize;
+    loop {
+        match out.read(&mut buf).unwrap() {
+            0 => break,
+            n => total += n,
+        }
+    }
+    assert!(child.wait().unwrap().success());
+    assert_eq!(total, 100_000_000);
+    let grown = peak_rss_kib(d.pid()).saturating_sub(before);
+    assert!(
+        grown < 8 * 1024,
+        "berthd's peak memory grew by {grown} KiB while 100 MB went through attach"
+    );
+}
