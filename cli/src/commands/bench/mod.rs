@@ -40,7 +40,7 @@ use crate::exit::StatusError;
 /// Measure berth through berthd, berth --daemonless, docker and podman side by side
 #[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
-    /// A shorter run (fewer samples; ps/inspect up to 100 containers): under two minutes
+    /// A shorter run (fewer samples; ps/inspect up to 100 containers; 20 running for memory)
     #[arg(long)]
     pub quick: bool,
     /// Folder for the results [default: bench-results/<timestamp>]
@@ -120,8 +120,8 @@ impl Plan {
                 populations: vec![10, 100],
                 listing_runs: 10,
                 exec_runs: 10,
-                running: 50,
-                kill_containers: 10,
+                running: 20,
+                kill_containers: 5,
             }
         } else {
             Plan {

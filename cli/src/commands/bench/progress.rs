@@ -2,7 +2,7 @@
 //! plain line on stderr, so logs of CI runs show where the time went.
 
 use std::io::IsTerminal;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -11,6 +11,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 pub struct Progress {
     bar: ProgressBar,
     drawn: bool,
+    start: Instant,
 }
 
 impl Progress {
@@ -29,7 +30,11 @@ impl Progress {
         } else {
             ProgressBar::hidden()
         };
-        Self { bar, drawn }
+        Self {
+            bar,
+            drawn,
+            start: Instant::now(),
+        }
     }
 
     /// Names the phase now running.
@@ -38,7 +43,8 @@ impl Progress {
         if self.drawn {
             self.bar.set_message(message);
         } else {
-            eprintln!("berth bench: {message}");
+            let t = self.start.elapsed().as_secs();
+            eprintln!("berth bench: [{t:>4} s] {message}");
         }
     }
 
