@@ -96,6 +96,8 @@ try:
     assert b"got hello\n" in data, data
     assert c.wait(timeout=30)["StatusCode"] == 0
     assert c.logs() == b"got hello\n"
+    # logs=1 replays the log; without stream that is all.
+    assert c.attach(logs=True, stream=False) == b"got hello\n"
 finally:
     c.remove(force=True)
 

@@ -50,6 +50,7 @@ pub async fn start(
                 tty: session.tty,
                 output: session.output,
                 input: session.input,
+                replay: false,
             },
         )),
     }

@@ -88,12 +88,18 @@ pub async fn logs(
     Ok(Body::from_stream(chunk_stream(rx, tty, timestamps)).into_response())
 }
 
+/// How long output that is ready at once waits after the `101`, so the response head is
+/// read by itself.
+const HEAD_ALONE: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// What a hijacked stream carries: the engine's output (and, with stdin, the way in).
 pub struct Hijack {
     /// Raw bytes (a terminal) or stdcopy frames.
     pub tty: bool,
     pub output: mpsc::Receiver<LogChunk>,
     pub input: Option<AttachInput>,
+    /// The output starts with a replay that is ready at once.
+    pub replay: bool,
 }
 
 /// Whether the client asked to upgrade the connection (`Upgrade: tcp`).
@@ -113,7 +119,12 @@ pub fn hijack(mut req: Request, stream: Hijack) -> Response {
     } else {
         "application/vnd.docker.multiplexed-stream"
     };
-    let Hijack { tty, output, input } = stream;
+    let Hijack {
+        tty,
+        output,
+        input,
+        replay,
+    } = stream;
     if !wants_upgrade(&req) {
         let mut resp = Body::from_stream(chunk_stream(output, tty, false)).into_response();
         resp.headers_mut()
@@ -151,6 +162,12 @@ pub fn hijack(mut req: Request, stream: Hijack) -> Response {
             })
         });
         let mut output = output;
+        // Output that is there at once (a log replay) would follow the 101 in the same
+        // read, and docker-py, which lets http.client read the head through a buffer and
+        // then reads the raw socket, would lose it: give the head a moment on its own.
+        if replay {
+            tokio::time::sleep(HEAD_ALONE).await;
+        }
         while let Some(chunk) = output.recv().await {
             if writer.write_all(&encode(&chunk, tty, false)).await.is_err() {
                 break;
@@ -188,20 +205,60 @@ pub async fn attach(
         stderr: params.bool("stderr", false)?,
         detach_keys: params.get("detachKeys").map(str::to_string),
     };
-    params.bool("logs", false)?;
-    let session = engine.attach_container(&caller, &id, opts).await?;
-    // Without `stream`, there is nothing live to send (berth keeps no attach log replay).
-    let output = if stream {
-        session.output
+    let logs = params.bool("logs", false)?;
+    let (stdout, stderr) = (opts.stdout, opts.stderr);
+    // A live session only with `stream` (subscribed before the log is read: a line
+    // written in between may come twice, none is lost; dockerd has the same seam).
+    let session = if stream {
+        Some(engine.attach_container(&caller, &id, opts).await?)
     } else {
-        mpsc::channel(1).1
+        None
     };
+    let past_requested = logs && (stdout || stderr);
+    let past = if past_requested {
+        let opts = LogOptions {
+            stdout,
+            stderr,
+            ..Default::default()
+        };
+        Some(engine.container_logs(&caller, &id, opts).await?)
+    } else {
+        None
+    };
+    let tty = match (&session, &past) {
+        (Some(s), _) => s.tty,
+        (None, Some((tty, _))) => *tty,
+        (None, None) => engine.inspect_container(&caller, &id).await?.config.tty,
+    };
+    let (live, input) = match session {
+        Some(s) => (Some(s.output), s.input),
+        None => (None, None),
+    };
+    let output = match (past, live) {
+        (None, Some(live)) => live,
+        (past, live) => {
+            // The log so far, then the live output.
+            let (tx, rx) = mpsc::channel(16);
+            tokio::spawn(async move {
+                for mut source in past.map(|(_, rx)| rx).into_iter().chain(live) {
+                    while let Some(chunk) = source.recv().await {
+                        if tx.send(chunk).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+            rx
+        }
+    };
+    let replay = past_requested;
     Ok(hijack(
         req,
         Hijack {
-            tty: session.tty,
+            tty,
             output,
-            input: session.input,
+            input,
+            replay,
         },
     ))
 }
