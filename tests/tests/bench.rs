@@ -104,7 +104,14 @@ fn check_json(results: &Value) {
     assert_eq!(berthd["available"], true, "{berthd}");
     assert_eq!(results["baseline"], "berthd");
     assert_eq!(results["quick"], true);
-    for key in ["cores", "kernel", "cgroup", "berth_version", "memory_gib"] {
+    for key in [
+        "cores",
+        "kernel",
+        "cgroup",
+        "berth_version",
+        "memory_gib",
+        "host_mounts",
+    ] {
         assert!(!results["machine"][key].is_null(), "machine.{key} missing");
     }
     let ids: Vec<&str> = results["scenarios"]

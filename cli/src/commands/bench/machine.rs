@@ -15,12 +15,16 @@ pub struct Machine {
     pub berth_version: String,
     /// The 1-minute load average when the run started: other work on the machine.
     pub load_average_at_start: f64,
+    /// Mounts in the bench's mount namespace when the run started: every container's new
+    /// mount namespace starts as a copy of them, so many mounts slow every start.
+    pub host_mounts: usize,
 }
 
 impl Machine {
     /// Reads this machine's description from `/proc`, `/sys` and `/etc/os-release`.
     pub fn describe() -> Self {
         let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+        let mountinfo = read("/proc/self/mountinfo");
         let cpuinfo = read("/proc/cpuinfo");
         let cpu_model = cpuinfo
             .lines()
@@ -45,7 +49,8 @@ impl Machine {
             memory_gib: (mem_kib / 1024.0 / 1024.0 * 10.0).round() / 10.0,
             kernel: read("/proc/sys/kernel/osrelease").trim().to_string(),
             os,
-            cgroup: cgroup_layout(&read("/proc/self/mountinfo")),
+            cgroup: cgroup_layout(&mountinfo),
+            host_mounts: mountinfo.lines().count(),
             berth_version: env!("CARGO_PKG_VERSION").to_string(),
             load_average_at_start: load_average(),
         }
@@ -54,13 +59,14 @@ impl Machine {
     /// One line for the report's header.
     pub fn summary(&self) -> String {
         format!(
-            "{} cores ({}), {} GiB memory, Linux {}, {}, cgroup {}, berth {}; load average {:.2} at start",
+            "{} cores ({}), {} GiB memory, Linux {}, {}, cgroup {}, {} mounts, berth {}; load average {:.2} at start",
             self.cores,
             self.cpu_model,
             self.memory_gib,
             self.kernel,
             self.os,
             self.cgroup,
+            self.host_mounts,
             self.berth_version,
             self.load_average_at_start
         )
