@@ -18,6 +18,9 @@ use serde_json::Value;
 #[derive(Debug, Clone)]
 pub struct Template {
     nodes: Vec<Node>,
+    /// Whether the text mentions `$` (the root variable), which then needs a copy of the
+    /// data; most templates do not.
+    uses_root: bool,
 }
 
 /// Why a template could not be parsed or executed.
@@ -121,7 +124,10 @@ impl Template {
         if let Some(end) = end {
             return err(format!("unexpected {{{{{end}}}}}"));
         }
-        Ok(Self { nodes })
+        Ok(Self {
+            nodes,
+            uses_root: text.contains('$'),
+        })
     }
 
     /// Evaluates the template against `data` with Go's map semantics (missing keys print
@@ -132,12 +138,17 @@ impl Template {
 
     /// Evaluates the template against `data` in the given mode.
     pub fn render_with(&self, data: &Value, mode: Mode) -> Result<String> {
+        let root = Some(data.clone());
         let mut exec = Exec {
             mode,
-            vars: vec![("$".to_string(), Some(data.clone()))],
+            vars: if self.uses_root {
+                vec![("$".to_string(), root.clone())]
+            } else {
+                Vec::new()
+            },
             out: String::new(),
         };
-        exec.walk(&self.nodes, &Some(data.clone()))?;
+        exec.walk(&self.nodes, &root)?;
         Ok(exec.out)
     }
 }
@@ -645,14 +656,14 @@ impl Exec {
 
     fn operand(&mut self, op: &Operand, dot: &Val, src: &str) -> Result<Val> {
         match op {
-            Operand::Field(fields) => self.fields(dot.clone(), fields, src),
+            Operand::Field(fields) => self.fields(dot, fields, src),
             Operand::Var(name, fields) => {
                 let base = self
                     .vars
                     .iter()
                     .rev()
                     .find(|(n, _)| n == name)
-                    .map(|(_, v)| v.clone())
+                    .map(|(_, v)| v)
                     .ok_or_else(|| TemplateError(format!("undefined variable: {name}")))?;
                 self.fields(base, fields, src)
             }
@@ -660,16 +671,19 @@ impl Exec {
             Operand::Func(name) => self.call(name, Vec::new()),
             Operand::Sub(p, fields) => {
                 let v = self.pipeline(p, dot)?;
-                self.fields(v, fields, src)
+                self.fields(&v, fields, src)
             }
         }
     }
 
-    fn fields(&self, mut v: Val, fields: &[String], src: &str) -> Result<Val> {
+    /// Follows `fields` from `v`, copying only what they lead to (a row is looked into for
+    /// every placeholder: copying it whole each time was most of a listing's work).
+    fn fields(&self, v: &Val, fields: &[String], src: &str) -> Result<Val> {
+        let mut v: Option<&Value> = v.as_ref();
         for f in fields {
             v = match v {
-                Some(Value::Object(ref m)) => match m.get(f) {
-                    Some(x) => Some(x.clone()),
+                Some(Value::Object(m)) => match m.get(f) {
+                    Some(x) => Some(x),
                     None if self.mode.strict => {
                         return err(format!(
                             "executing \"\" at <{src}>: can't evaluate field {f}"
@@ -690,7 +704,7 @@ impl Exec {
                 }
             };
         }
-        Ok(v)
+        Ok(v.cloned())
     }
 
     fn call(&self, name: &str, args: Vec<Val>) -> Result<Val> {

@@ -87,6 +87,45 @@ pub fn is_alive(pid: i32, started: u64) -> bool {
     fields.nth(18).and_then(|t| t.parse::<u64>().ok()) == Some(started)
 }
 
+/// The inode number of `pid` on pidfs (Linux 6.9 and later): a number the kernel gives
+/// each process once and never again until reboot, so it identifies a process across pid
+/// reuse, and checking it costs no `/proc` file. `None` where pidfds are not on pidfs.
+pub fn pidfs_ino(pid: i32) -> Option<u64> {
+    let fd = pidfd_open(pid).ok()?;
+    pidfs_ino_of(&fd)
+}
+
+fn pidfs_ino_of(fd: &OwnedFd) -> Option<u64> {
+    const PID_FS_MAGIC: i64 = 0x5049_4446;
+    let fs = nix::sys::statfs::fstatfs(fd).ok()?;
+    if fs.filesystem_type().0 != PID_FS_MAGIC {
+        return None;
+    }
+    nix::sys::stat::fstat(fd.as_raw_fd())
+        .ok()
+        .map(|st| st.st_ino)
+}
+
+/// Whether `pid` is still the process whose pidfs inode is `ino` and has not exited
+/// (a pidfd is readable once its process has exited, zombie or not).
+pub fn is_alive_ino(pid: i32, ino: u64) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    let Ok(fd) = pidfd_open(pid) else {
+        return false;
+    };
+    match nix::sys::stat::fstat(fd.as_raw_fd()) {
+        Ok(st) if st.st_ino == ino => {}
+        _ => return false,
+    }
+    let mut poll = [nix::poll::PollFd::new(
+        std::os::fd::AsFd::as_fd(&fd),
+        nix::poll::PollFlags::POLLIN,
+    )];
+    !matches!(nix::poll::poll(&mut poll, nix::poll::PollTimeout::ZERO), Ok(n) if n > 0)
+}
+
 /// Parses a signal as Docker accepts it: `TERM`, `SIGTERM`, `sigterm` or `15`.
 pub fn parse_signal(text: &str) -> Option<Signal> {
     let t = text.trim();
@@ -121,6 +160,20 @@ mod tests {
         let st = start_time(me).unwrap();
         assert!(is_alive(me, st));
         assert!(!is_alive(me, st + 1));
+        if let Some(ino) = pidfs_ino(me) {
+            assert!(is_alive_ino(me, ino));
+            assert!(!is_alive_ino(me, ino + 1));
+            assert_eq!(pidfs_ino(me), Some(ino));
+        }
+        // A child that exited (and, unreaped, is a zombie) is not alive.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id() as i32;
+        let ino = pidfs_ino(pid);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        if let Some(ino) = ino {
+            assert!(!is_alive_ino(pid, ino));
+        }
+        child.wait().unwrap();
         let fd = pidfd_open(me).unwrap();
         pidfd_send_signal(&fd, Signal::SIGCONT).unwrap();
     }

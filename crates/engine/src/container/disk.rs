@@ -76,18 +76,83 @@ impl Stamp {
     }
 }
 
-/// The listing cache, `<data-root>/list-cache.json`: every record as a listing last read
-/// it, with the stamp of the file it came from. `ps` with many containers then reads one
-/// file and stats each record instead of opening and parsing each one. An entry is only
-/// used while its record file still has that stamp, so the cache can never be wrong, only
-/// stale: any listing that finds it stale writes a fresh one (whole, by rename; two listings
-/// writing at once leave either one, both valid).
+/// The listing cache, `<data-root>/list-cache.json`: what listings show of every record as
+/// a listing last read it, with the stamp of the file it came from. `ps` with many
+/// containers then reads one small file and stats each record instead of opening and
+/// parsing each one. An entry is only used while its record file still has that stamp, so
+/// the cache can never be wrong, only stale: any listing that finds it stale writes a fresh
+/// one (whole, by rename; two listings writing at once leave either one, both valid).
 const LIST_CACHE: &str = "list-cache.json";
 
 #[derive(Serialize, Deserialize)]
 struct Listed {
     stamp: Stamp,
-    record: ContainerRecord,
+    record: ListedRecord,
+}
+
+/// The parts of a record that listings (`ps`, its filters, `info`) and their refresh read:
+/// the configuration is left out, which is most of a record. `listed_records_list_as_their_
+/// records_do` checks a listing of these shows what one of the whole records would.
+#[derive(Clone, Serialize, Deserialize)]
+struct ListedRecord {
+    id: String,
+    name: String,
+    created: String,
+    image_id: String,
+    image_name: String,
+    path: String,
+    args: Vec<String>,
+    labels: Option<std::collections::BTreeMap<String, String>>,
+    network_mode: String,
+    auto_remove: bool,
+    state: super::RunState,
+}
+
+impl From<&ContainerRecord> for ListedRecord {
+    fn from(r: &ContainerRecord) -> Self {
+        Self {
+            id: r.id.clone(),
+            name: r.name.clone(),
+            created: r.created.clone(),
+            image_id: r.image_id.clone(),
+            image_name: r.image_name.clone(),
+            path: r.path.clone(),
+            args: r.args.clone(),
+            labels: r.config.labels.clone(),
+            network_mode: r.host_config.network_mode.clone(),
+            auto_remove: r.host_config.auto_remove,
+            state: r.state.clone(),
+        }
+    }
+}
+
+impl ListedRecord {
+    /// A record with what listings read, and defaults for the rest.
+    fn into_record(self) -> ContainerRecord {
+        ContainerRecord {
+            id: self.id,
+            name: self.name,
+            created: self.created,
+            image_id: self.image_id,
+            image_name: self.image_name,
+            config: api_types::ContainerConfig {
+                labels: self.labels,
+                ..Default::default()
+            },
+            host_config: api_types::HostConfig {
+                network_mode: self.network_mode,
+                auto_remove: self.auto_remove,
+                ..Default::default()
+            },
+            path: self.path,
+            args: self.args,
+            layers: Vec::new(),
+            state: self.state,
+            restart_count: 0,
+            created_by_uid: 0,
+            manually_stopped: false,
+        }
+    }
 }
 
 /// What a listing found of one container.
@@ -117,7 +182,10 @@ fn check_listed(
         Some((n, l)) if l.stamp == stamp => (Seen::Cached(n), &l.record),
         _ => match read_record(&root.join(id)) {
             Ok(Some((record, stamp))) => {
-                let l = Box::new(Listed { stamp, record });
+                let l = Box::new(Listed {
+                    stamp,
+                    record: ListedRecord::from(&record),
+                });
                 return settle(Seen::Read(l));
             }
             Ok(None) => return Seen::NoRecord,
@@ -140,14 +208,16 @@ fn settle(seen: Seen) -> Seen {
 
 /// Whether a listing must take a container's lock to show it truly (see
 /// [`Engine::refresh`]).
-fn needs_lock(rec: &ContainerRecord) -> bool {
+fn needs_lock(rec: &ListedRecord) -> bool {
     let exited = rec
         .state
         .processes
         .as_ref()
         .filter(|_| rec.state.status.is_running())
-        .is_some_and(|p| !crate::process::is_alive(p.shim_pid, p.shim_start_time));
-    exited || matches!(rec.state.status, Status::Removing | Status::Dead) || is_garbage(rec)
+        .is_some_and(|p| !p.shim_alive());
+    exited
+        || matches!(rec.state.status, Status::Removing | Status::Dead)
+        || (rec.auto_remove && rec.state.status == Status::Exited)
 }
 
 /// A hold on a container's lifecycle: the in-process mutex and, in daemonless mode, the
@@ -479,7 +549,7 @@ impl Engine {
                         .unwrap_or(stamp);
                     fresh.push(Listed {
                         stamp,
-                        record: c.snapshot(),
+                        record: ListedRecord::from(&c.snapshot()),
                     });
                 }
             }
@@ -506,7 +576,7 @@ impl Engine {
                 }
             }
         }
-        fresh.into_iter().map(|l| l.record).collect()
+        fresh.into_iter().map(|l| l.record.into_record()).collect()
     }
 
     /// Removes container directories that have no record: a create holds the names lock
@@ -855,6 +925,80 @@ mod tests {
         let on_disk: ContainerRecord =
             crate::fsutil::read_json(&data.join("containers").join(&d).join(RECORD_FILE)).unwrap();
         assert_eq!(on_disk.state.status, Status::Exited);
+    }
+
+    /// berthd lists whole records, daemonless commands [`ListedRecord`]s: a listing must
+    /// not tell them apart, whatever the records hold and whatever the filters.
+    #[tokio::test]
+    async fn listed_records_list_as_their_records_do() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        let config = crate::EngineConfig::new(&data, &tmp.path().join("exec"));
+        let me = std::process::id() as i32;
+        let mut rich = record(&"e".repeat(64), "/rich", "2026-01-01T00:00:05Z", "running");
+        rich["state"]["processes"] = serde_json::json!({
+            "pid": me, "shim_pid": me, "shim_start_time": crate::process::start_time(me).unwrap()
+        });
+        rich["state"]["health"] =
+            serde_json::json!({"Status": "healthy", "FailingStreak": 0, "Log": []});
+        rich["config"] = serde_json::json!({
+            "Hostname": "rich", "Image": "busybox:1", "Cmd": ["sh", "-c", "sleep 1"],
+            "Env": ["A=1"], "Labels": {"tier": "web", "x": ""},
+            "ExposedPorts": {"80/tcp": {}}, "Volumes": {"/data": {}},
+            "Healthcheck": {"Test": ["CMD", "true"]}, "StopSignal": "SIGINT",
+        });
+        rich["host_config"] = serde_json::json!({
+            "NetworkMode": "none", "Binds": ["/srv:/data:ro"], "Memory": 67108864,
+            "PortBindings": {"80/tcp": [{"HostIp": "", "HostPort": "8080"}]},
+            "RestartPolicy": {"Name": "no", "MaximumRetryCount": 0}, "Init": true,
+            "LogConfig": {"Type": "json-file", "Config": {}},
+        });
+        rich["image_name"] = "busybox:1".into();
+        rich["path"] = "sh".into();
+        rich["args"] = serde_json::json!(["-c", "sleep 1"]);
+        put(&data, &rich);
+        let mut done = record(&"f".repeat(64), "/done", "2026-01-01T00:00:04Z", "exited");
+        done["state"]["exit_code"] = 3.into();
+        done["state"]["finished_at"] = "2026-01-01T00:01:00Z".into();
+        put(&data, &done);
+        put(
+            &data,
+            &record(&"a".repeat(64), "/fresh", "2026-01-01T00:00:03Z", "created"),
+        );
+        let shared = Engine::open(config.clone(), false).await.unwrap();
+        let owner = Engine::open(config, true).await.unwrap();
+        let caller = crate::Caller::current();
+        for filters in [
+            "",
+            r#"{"label":{"tier=web":true}}"#,
+            r#"{"label":{"x":true}}"#,
+            r#"{"status":{"running":true}}"#,
+            r#"{"exited":{"3":true}}"#,
+            r#"{"ancestor":{"busybox:1":true}}"#,
+            r#"{"health":{"healthy":true}}"#,
+            r#"{"name":{"ric":true}}"#,
+        ] {
+            for all in [false, true] {
+                let opts = super::super::ListOptions {
+                    all,
+                    limit: None,
+                    filters: api_types::filters::Filters::parse(filters).unwrap(),
+                };
+                let a = shared.list_containers(&caller, &opts).await.unwrap();
+                let b = owner.list_containers(&caller, &opts).await.unwrap();
+                assert_eq!(
+                    serde_json::to_value(&a).unwrap(),
+                    serde_json::to_value(&b).unwrap(),
+                    "filters {filters} all {all}"
+                );
+            }
+        }
+        let info = |i: api_types::Info| (i.containers, i.containers_running, i.containers_stopped);
+        assert_eq!(
+            info(shared.info(&caller).await),
+            info(owner.info(&caller).await)
+        );
+        assert_eq!(info(shared.info(&caller).await), (3, 1, 2));
     }
 
     #[test]

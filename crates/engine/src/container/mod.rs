@@ -104,6 +104,24 @@ pub struct Processes {
     pub shim_pid: i32,
     /// The shim's start time (clock ticks since boot), to recognise it after pid reuse.
     pub shim_start_time: u64,
+    /// The shim's pidfs inode (0 where there is no pidfs): the same, checked cheaply.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub shim_ino: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl Processes {
+    /// Whether the shim still runs (by its pidfs inode where there is one: no `/proc` read).
+    pub fn shim_alive(&self) -> bool {
+        if self.shim_ino != 0 {
+            crate::process::is_alive_ino(self.shim_pid, self.shim_ino)
+        } else {
+            crate::process::is_alive(self.shim_pid, self.shim_start_time)
+        }
+    }
 }
 
 /// The run-time state kept in a container's record.

@@ -21,7 +21,7 @@ impl Engine {
                 tracing::debug!(id = %container.id, error = %e, "cannot watch the shim with a pidfd");
             }
             // Without a pidfd (or if it failed), fall back to polling.
-            while process::is_alive(processes.shim_pid, processes.shim_start_time) {
+            while processes.shim_alive() {
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             }
             engine.handle_exit(&container, &processes).await;
@@ -138,7 +138,7 @@ impl Engine {
             .processes
             .as_ref()
             .filter(|_| rec.state.status.is_running())
-            .is_some_and(|p| !process::is_alive(p.shim_pid, p.shim_start_time));
+            .is_some_and(|p| !p.shim_alive());
         let half_removed = matches!(rec.state.status, Status::Removing | Status::Dead);
         if !exited && !half_removed && !super::disk::is_garbage(&rec) {
             return;
@@ -164,7 +164,7 @@ impl Engine {
             .as_ref()
             .filter(|_| rec.state.status.is_running())
         {
-            if !process::is_alive(p.shim_pid, p.shim_start_time) {
+            if !p.shim_alive() {
                 let p = p.clone();
                 Box::pin(self.handle_exit(container, &p)).await;
             }
@@ -223,7 +223,7 @@ impl Engine {
                 .clone()
                 .filter(|_| rec.state.status.is_running())
             {
-                Some(p) if process::is_alive(p.shim_pid, p.shim_start_time) => {
+                Some(p) if p.shim_alive() => {
                     if self.watching {
                         self.watch_shim(container.clone(), p);
                     }

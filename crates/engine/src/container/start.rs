@@ -232,6 +232,7 @@ impl Engine {
                 pid: container_pid,
                 shim_pid,
                 shim_start_time: crate::process::start_time(shim_pid).unwrap_or(0),
+                shim_ino: crate::process::pidfs_ino(shim_pid).unwrap_or(0),
             }),
             Ready::Failed { message } => {
                 let invalid = start_failure_exit_code(&message) != 128;

@@ -175,7 +175,7 @@ impl Engine {
         };
         // The shim holds the container's process until it has reaped it, so while the
         // shim lives the pid cannot have been reused.
-        if !process::is_alive(p.shim_pid, p.shim_start_time) {
+        if !p.shim_alive() {
             return Ok(());
         }
         match process::pidfd_open(p.pid) {
