@@ -191,39 +191,34 @@ impl ShimLink {
     /// Adds a subscriber under `id`; the first one subscribes the link. A closed link
     /// drops it at once (its output ends).
     pub fn subscribe(&self, id: u64, sub: Subscriber) {
-        let first = {
-            let mut s = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
-            // Checked under the lock the reader clears the list with, after it has set
-            // `closed`: a subscriber is either refused or cleared.
-            if self.is_closed() {
-                return;
-            }
-            s.list.insert(id, sub);
-            s.list.len() == 1
-        };
-        if first {
+        let mut s = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
+        // Checked under the lock the reader clears the list with, after it has set
+        // `closed`: a subscriber is either refused or cleared.
+        if self.is_closed() {
+            return;
+        }
+        s.list.insert(id, sub);
+        if s.list.len() == 1 {
+            // Sent under the lock, so subscriptions and their ends reach the shim in
+            // the order the list changed.
             self.queue(ToShim::Subscribe);
         }
     }
 
     /// Removes a subscriber (its output ends); the last one unsubscribes the link.
     pub fn unsubscribe(&self, id: u64) {
-        let last = {
-            let mut s = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
-            s.list.remove(&id).is_some() && s.list.is_empty()
-        };
-        if last {
+        let mut s = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
+        if s.list.remove(&id).is_some() && s.list.is_empty() {
             self.queue(ToShim::Unsubscribe);
         }
     }
 
-    /// Sends a small message: at once when the socket has room (always, in practice),
-    /// else from a task.
+    /// Sends a small message without waiting: at once when the socket has room (always,
+    /// in practice: the shim reads its channels promptly), else from a task of its own.
     fn queue(&self, msg: ToShim) {
         match self.channel.send_now(&msg) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                // The link lives as long as its reader, which holds it; a weak pointer
-                // would do, but a copy of the fd is simpler.
+                // A task needs its own handle on the socket: a copy of the descriptor.
                 if let Ok(fd) = self.channel.fd.get_ref().try_clone() {
                     tokio::spawn(async move {
                         if let Ok(ch) = Channel::new(fd) {
