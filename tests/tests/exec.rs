@@ -141,6 +141,16 @@ fn basics(runtime: &str) {
         );
         let out = run(&["exec", "box", "/etc/passwd"]);
         assert_eq!(out.status.code(), Some(126), "{cli}: {out:?}");
+        // A working directory that is not there: 126, as dockerd (the error does not name
+        // the program).
+        let out = run(&["exec", "-w", "/nonexistent", "box", "true"]);
+        assert_eq!(out.status.code(), Some(126), "{cli}: {out:?}");
+        assert!(
+            text(&out.stdout).contains(
+                "chdir to cwd (\"/nonexistent\") set in config.json failed: no such file or directory"
+            ),
+            "{cli}: {out:?}"
+        );
         // stdin, piped; its end is the process's end of input.
         let out = with_input(
             if cli == "docker" {

@@ -165,7 +165,8 @@ fn check_executable(
         p.set_cwd(PathBuf::from("/"));
     }
     spec.set_process(Some(p));
-    executable::check(&spec, &rootfs)
+    executable::check_cwd(&spec, &rootfs)
+        .and_then(|()| executable::check(&spec, &rootfs))
         .map_err(|err| anyhow!("exec failed: unable to start container process: {err}"))
 }
 

@@ -33,6 +33,8 @@ pub enum ExecutableError {
     PermissionDenied { name: String },
     #[error("exec: {name:?}: is a directory")]
     IsDirectory { name: String },
+    #[error("chdir to cwd ({cwd:?}) set in config.json failed: {}", errno_text(*.errno))]
+    Cwd { cwd: PathBuf, errno: Errno },
 }
 
 /// Checks `process.args[0]` of `spec` against the PATH of `process.env` inside `rootfs`.
@@ -60,6 +62,36 @@ pub fn check(spec: &Spec, rootfs: &Path) -> Result<(), ExecutableError> {
         mounts: &mounts,
     };
     lookup.check(name, path_var)
+}
+
+/// Checks that `process.cwd` of `spec` is a directory inside `rootfs` (for exec, where
+/// nothing creates it): runc's words when it is not. A path crossing a mount destination
+/// is left to the runtime.
+pub fn check_cwd(spec: &Spec, rootfs: &Path) -> Result<(), ExecutableError> {
+    let Some(process) = spec.process().as_ref() else {
+        return Ok(());
+    };
+    let mounts: Vec<PathBuf> = spec
+        .mounts()
+        .as_ref()
+        .map(|ms| ms.iter().map(|m| clean(m.destination())).collect())
+        .unwrap_or_default();
+    let lookup = Lookup {
+        root: rootfs,
+        cwd: Path::new("/"),
+        mounts: &mounts,
+    };
+    let cwd = process.cwd();
+    let errno = match lookup.resolve(cwd) {
+        Resolved::File(meta) if meta.is_dir() => return Ok(()),
+        Resolved::Unknown => return Ok(()),
+        Resolved::File(_) => Errno::ENOTDIR,
+        Resolved::Missing(errno) => errno,
+    };
+    Err(ExecutableError::Cwd {
+        cwd: cwd.to_path_buf(),
+        errno,
+    })
 }
 
 struct Lookup<'a> {
@@ -265,6 +297,40 @@ mod tests {
             mounts: &mounts,
         }
         .check(name, path)
+    }
+
+    fn spec_with_cwd(cwd: &str, mounts: &[&str]) -> Spec {
+        let mut spec = Spec::default();
+        let mut process = spec.process().clone().unwrap_or_default();
+        process.set_cwd(PathBuf::from(cwd));
+        spec.set_process(Some(process));
+        let mounts: Vec<oci_spec::runtime::Mount> = mounts
+            .iter()
+            .map(|m| {
+                let mut mount = oci_spec::runtime::Mount::default();
+                mount.set_destination(PathBuf::from(m));
+                mount
+            })
+            .collect();
+        spec.set_mounts(Some(mounts));
+        spec
+    }
+
+    #[test]
+    fn a_working_directory_must_be_a_directory_in_the_rootfs() {
+        let dir = rootfs();
+        let r = dir.path();
+        check_cwd(&spec_with_cwd("/data", &[]), r).unwrap();
+        check_cwd(&spec_with_cwd("/", &[]), r).unwrap();
+        let err = check_cwd(&spec_with_cwd("/nonexistent", &[]), r).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"chdir to cwd ("/nonexistent") set in config.json failed: no such file or directory"#
+        );
+        let err = check_cwd(&spec_with_cwd("/bin/busybox", &[]), r).unwrap_err();
+        assert!(err.to_string().ends_with("not a directory"), "{err}");
+        // Under a mount destination the rootfs cannot tell.
+        check_cwd(&spec_with_cwd("/vol/sub", &["/vol"]), r).unwrap();
     }
 
     #[test]

@@ -177,11 +177,15 @@ pub struct ExecSession {
     pub input: Option<AttachInput>,
 }
 
-/// Docker's exit code for an exec that could not start: 127 when the program is not
-/// there, 126 otherwise.
-fn start_failure_code(message: &str) -> i64 {
+/// Docker's exit code for an exec that could not start (dockerd's
+/// `translateContainerdStartErr`): 127 when the error names the program and says it is
+/// not there, 126 for everything else (permission denied, a bad working directory, …).
+fn start_failure_code(message: &str, program: &str) -> i64 {
     let m = message.to_ascii_lowercase();
-    if m.contains("executable file not found") || m.contains("no such file or directory") {
+    let program = program.to_ascii_lowercase();
+    if m.contains(&program)
+        && (m.contains("executable file not found") || m.contains("no such file or directory"))
+    {
         127
     } else {
         126
@@ -622,8 +626,15 @@ async fn run_exec(
 ) {
     let attached = out_tx.is_some();
     let mut output = Output { tx: out_tx };
+    let program = exec
+        .config
+        .cmd
+        .as_ref()
+        .and_then(|c| c.first())
+        .cloned()
+        .unwrap_or_default();
     let fail = |message: String| {
-        let code = start_failure_code(&message);
+        let code = start_failure_code(&message, &program);
         ExecError::StartFailed { message, code }
     };
 
@@ -893,15 +904,18 @@ mod tests {
 
     #[test]
     fn start_failures_get_docker_codes() {
+        let code = start_failure_code;
         assert_eq!(
-            start_failure_code("exec: \"x\": executable file not found in $PATH"),
+            code("exec: \"x\": executable file not found in $PATH", "x"),
             127
         );
         assert_eq!(
-            start_failure_code("stat /x: no such file or directory"),
+            code("exec: \"/x\": stat /x: no such file or directory", "/x"),
             127
         );
-        assert_eq!(start_failure_code("exec: \"/etc\": permission denied"), 126);
-        assert_eq!(start_failure_code("unable to find user nobody2"), 126);
+        assert_eq!(code("exec: \"/etc\": permission denied", "/etc"), 126);
+        assert_eq!(code("unable to find user nobody2", "true"), 126);
+        let cwd = "chdir to cwd (\"/nope\") set in config.json failed: no such file or directory";
+        assert_eq!(code(cwd, "true"), 126);
     }
 }
