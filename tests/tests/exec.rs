@@ -370,6 +370,16 @@ fn exec_errors_are_dockers() {
         .request("POST", "/v1.41/containers/box/exec", &json, b"{not json")
         .unwrap();
     assert_eq!(r.status, 400);
+    let r = d
+        .request(
+            "POST",
+            "/v1.41/containers/box/exec",
+            &json,
+            br#"{"Cmd":["true"],"DetachKeys":"ctrl-"}"#,
+        )
+        .unwrap();
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["message"], "Invalid escape keys (ctrl-) provided");
     for (method, path) in [
         ("POST", "/v1.41/exec/nosuch/start"),
         ("POST", "/v1.41/exec/nosuch/resize?h=1&w=1"),

@@ -62,7 +62,8 @@ pub enum ExecError {
     AlreadyRunning { id: String },
     #[error("Error: Exec command {id} has already run")]
     AlreadyRan { id: String },
-    #[error("Invalid detach keys ({keys}) provided")]
+    /// dockerd's words for exec (attach says "detach keys").
+    #[error("Invalid escape keys ({keys}) provided")]
     DetachKeys { keys: String },
     #[error("{message}")]
     StartFailed { message: String, code: i64 },
