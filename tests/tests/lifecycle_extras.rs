@@ -223,19 +223,46 @@ fn bind_mounts_read_write_and_read_only() {
     std::fs::create_dir_all(&host).unwrap();
     std::fs::write(host.join("in.txt"), "from host\n").unwrap();
     let rw = format!("{}:/data", host.display());
-    let out = ok(&d.docker(&["run", "--rm", "-v", &rw, "busybox", "sh", "-c", "cat /data/in.txt; echo back > /data/out.txt"]));
+    let out = ok(&d.docker(&[
+        "run",
+        "--rm",
+        "-v",
+        &rw,
+        "busybox",
+        "sh",
+        "-c",
+        "cat /data/in.txt; echo back > /data/out.txt",
+    ]));
     assert_eq!(out, "from host\n");
-    assert_eq!(std::fs::read_to_string(host.join("out.txt")).unwrap(), "back\n");
+    assert_eq!(
+        std::fs::read_to_string(host.join("out.txt")).unwrap(),
+        "back\n"
+    );
     let ro = format!("type=bind,src={},dst=/ro,readonly", host.display());
     let out = d.docker(&["run", "--rm", "--mount", &ro, "busybox", "touch", "/ro/x"]);
     assert_ne!(out.status.code(), Some(0), "a read-only bind was writable");
     assert!(!host.join("x").exists());
     let out = d.docker(&["run", "--rm", "-v", "somevolume:/data", "busybox", "true"]);
     assert_eq!(out.status.code(), Some(125));
-    assert!(text(&out.stderr).contains("named volumes are not supported"), "{}", text(&out.stderr));
-    let out = d.docker(&["run", "--rm", "--mount", "type=bind,src=/nonexistent/x,dst=/x", "busybox", "true"]);
+    assert!(
+        text(&out.stderr).contains("named volumes are not supported"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = d.docker(&[
+        "run",
+        "--rm",
+        "--mount",
+        "type=bind,src=/nonexistent/x,dst=/x",
+        "busybox",
+        "true",
+    ]);
     assert_eq!(out.status.code(), Some(125));
-    assert!(text(&out.stderr).contains("bind source path does not exist"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("bind source path does not exist"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -243,27 +270,85 @@ fn healthchecks_report_status_and_events() {
     let d = Daemon::start();
     let since = format!(
         "{:.3}",
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64() - 1.0
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+            - 1.0
     );
     ok(&d.docker(&[
-        "run", "-d", "--name", "doc", "--health-cmd", "test -f /tmp/ok", "--health-interval", "200ms",
-        "--health-retries", "2", "busybox", "sh", "-c", "sleep 1.5; touch /tmp/ok; exec sleep 300",
+        "run",
+        "-d",
+        "--name",
+        "doc",
+        "--health-cmd",
+        "test -f /tmp/ok",
+        "--health-interval",
+        "200ms",
+        "--health-retries",
+        "2",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 1.5; touch /tmp/ok; exec sleep 300",
     ]));
     assert_eq!(inspect(&d, "doc", "{{.State.Health.Status}}"), "starting");
-    wait_until("unhealthy", || inspect(&d, "doc", "{{.State.Health.Status}}") == "unhealthy");
-    wait_until("healthy", || inspect(&d, "doc", "{{.State.Health.Status}}") == "healthy");
+    wait_until("unhealthy", || {
+        inspect(&d, "doc", "{{.State.Health.Status}}") == "unhealthy"
+    });
+    wait_until("healthy", || {
+        inspect(&d, "doc", "{{.State.Health.Status}}") == "healthy"
+    });
     assert!(ok(&d.docker(&["ps", "--format", "{{.Status}}"])).contains("(healthy)"));
-    assert_eq!(ok(&d.docker(&["ps", "-q", "--filter", "health=healthy"])).lines().count(), 1);
-    let log = inspect(&d, "doc", "{{range .State.Health.Log}}{{.ExitCode}} {{end}}");
+    assert_eq!(
+        ok(&d.docker(&["ps", "-q", "--filter", "health=healthy"]))
+            .lines()
+            .count(),
+        1
+    );
+    let log = inspect(
+        &d,
+        "doc",
+        "{{range .State.Health.Log}}{{.ExitCode}} {{end}}",
+    );
     assert!(log.ends_with("0"), "{log}");
     let until = format!(
         "{:.3}",
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64()
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
     );
-    let events = ok(&d.docker(&["events", "--since", &since, "--until", &until, "--filter", "container=doc", "--format", "{{.Action}}"]));
-    let health: Vec<&str> = events.lines().filter(|l| l.starts_with("health_status")).collect();
-    assert_eq!(health, ["health_status: unhealthy", "health_status: healthy"], "{events}");
+    let events = ok(&d.docker(&[
+        "events",
+        "--since",
+        &since,
+        "--until",
+        &until,
+        "--filter",
+        "container=doc",
+        "--format",
+        "{{.Action}}",
+    ]));
+    let health: Vec<&str> = events
+        .lines()
+        .filter(|l| l.starts_with("health_status"))
+        .collect();
+    assert_eq!(
+        health,
+        ["health_status: unhealthy", "health_status: healthy"],
+        "{events}"
+    );
     // --no-healthcheck turns an image's check off.
-    ok(&d.docker(&["run", "-d", "--name", "quiet", "--no-healthcheck", "busybox", "sleep", "300"]));
+    ok(&d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "quiet",
+        "--no-healthcheck",
+        "busybox",
+        "sleep",
+        "300",
+    ]));
     assert!(!inspect(&d, "quiet", "{{json .State}}").contains("Health"));
 }

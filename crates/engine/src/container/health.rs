@@ -38,7 +38,9 @@ impl Probe {
             .collect();
         let command = match test.first().map(String::as_str) {
             Some("CMD") if test.len() > 1 => test[1..].to_vec(),
-            Some("CMD-SHELL") if test.len() > 1 => vec!["/bin/sh".into(), "-c".into(), test[1].clone()],
+            Some("CMD-SHELL") if test.len() > 1 => {
+                vec!["/bin/sh".into(), "-c".into(), test[1].clone()]
+            }
             _ => return None,
         };
         let dur = |key: &str, default: Duration| match hc[key].as_i64() {
@@ -50,7 +52,10 @@ impl Probe {
             interval: dur("Interval", DEFAULT_INTERVAL),
             timeout: dur("Timeout", DEFAULT_TIMEOUT),
             start_period: dur("StartPeriod", Duration::ZERO),
-            retries: hc["Retries"].as_i64().filter(|r| *r > 0).unwrap_or(DEFAULT_RETRIES),
+            retries: hc["Retries"]
+                .as_i64()
+                .filter(|r| *r > 0)
+                .unwrap_or(DEFAULT_RETRIES),
         })
     }
 }
@@ -177,7 +182,10 @@ impl Engine {
         let (exit_code, output) = match result {
             Ok(Ok(r)) => r,
             Ok(Err(message)) => (-1, message),
-            Err(_) => (-1, format!("Health check exceeded timeout ({:?})", probe.timeout)),
+            Err(_) => (
+                -1,
+                format!("Health check exceeded timeout ({:?})", probe.timeout),
+            ),
         };
         HealthLog {
             start,
@@ -200,7 +208,12 @@ mod tests {
         assert_eq!(p.interval, Duration::from_secs(1));
         assert_eq!(p.timeout, DEFAULT_TIMEOUT);
         assert_eq!(p.retries, 2);
-        assert_eq!(Probe::from_config(&json!({"Test": ["CMD", "true"]})).unwrap().command, ["true"]);
+        assert_eq!(
+            Probe::from_config(&json!({"Test": ["CMD", "true"]}))
+                .unwrap()
+                .command,
+            ["true"]
+        );
         assert!(Probe::from_config(&json!({"Test": ["NONE"]})).is_none());
         assert!(Probe::from_config(&json!({})).is_none());
     }
@@ -216,7 +229,10 @@ mod tests {
             exit_code: code,
             ..Default::default()
         };
-        assert!(!record_probe(&mut h, &p, log(1), true), "start period failures do not count");
+        assert!(
+            !record_probe(&mut h, &p, log(1), true),
+            "start period failures do not count"
+        );
         assert_eq!(h.failing_streak, 0);
         assert!(record_probe(&mut h, &p, log(0), false));
         assert_eq!(h.status, "healthy");

@@ -213,10 +213,6 @@ impl Engine {
         // on it before the container can write a byte.
         let control = super::link::prepare_start(container)
             .map_err(|e| ContainerError::io("Failed to create the shim's control channel", e))?;
-        // The shim's first control channel: attach sessions waiting for this start are
-        // on it before the container can write a byte.
-        let control = super::link::prepare_start(container)
-            .map_err(|e| ContainerError::io("Failed to create the shim's control channel", e))?;
         let shim_binary = self.config.shim_binary.clone();
         let ready = tokio::task::spawn_blocking(move || {
             shim::spawn(&shim_binary, &config_path, Some(control))
