@@ -467,6 +467,35 @@ fn exec_inspect_exec_ids_and_start_once() {
         info["ExitCode"] == 3 && info["Running"] == false
     }));
     assert_eq!(inspect(&d, "box", "{{json .ExecIDs}}"), "null");
+    // dockerd's events, with the command in the action and the exit code on exec_die.
+    let events = ok(&d.docker(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        &format!(
+            "{}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+                + 1
+        ),
+        "--filter",
+        "container=box",
+        "--format",
+        "{{.Action}} {{index .Actor.Attributes \"execID\"}} {{index .Actor.Attributes \"exitCode\"}}",
+    ]));
+    for want in [
+        format!("exec_create: sh -c sleep 1; exit 3 {exec_id} "),
+        format!("exec_start: sh -c sleep 1; exit 3 {exec_id} "),
+        format!("exec_die {exec_id} 3"),
+    ] {
+        assert!(
+            events.lines().any(|l| l.trim_end() == want.trim_end()),
+            "{want:?} in {events}"
+        );
+    }
     let again = d
         .request(
             "POST",
