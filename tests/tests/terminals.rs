@@ -543,3 +543,65 @@ fn a_hundred_megabytes_through_attach_hold_little_in_berthd() {
         "berthd's peak memory grew by {grown} KiB while 100 MB went through attach"
     );
 }
+
+#[test]
+fn api_clients_detach_with_the_keys_too() {
+    if !is_root() {
+        return;
+    }
+    let d = Daemon::start();
+    ok(&d.docker(&["run", "-d", "-it", "--name", "sh1", "busybox", "sh"]));
+    for (query, keys) in [
+        ("", &b"\x10\x11"[..]),
+        ("&detachKeys=ctrl-a,d", &b"\x01d"[..]),
+    ] {
+        let mut s = std::os::unix::net::UnixStream::connect(&d.socket).unwrap();
+        s.set_read_timeout(Some(T)).unwrap();
+        s.write_all(
+            format!(
+                "POST /v1.41/containers/sh1/attach?stream=1&stdin=1&stdout=1{query} HTTP/1.1\r\n\
+                 Host: x\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        s.write_all(b"echo ma$((40+2))rk\r").unwrap();
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !text(&seen).contains("ma42rk") {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "{}", text(&seen));
+            seen.extend_from_slice(&buf[..n]);
+        }
+        // The keys end the session: berthd closes the connection, the shell runs on.
+        s.write_all(keys).unwrap();
+        let mut rest = Vec::new();
+        s.read_to_end(&mut rest).expect("the connection closes");
+        assert_eq!(inspect(&d, "sh1", "{{.State.Status}}"), "running");
+    }
+    let until = format!(
+        "{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 1
+    );
+    let events = ok(&d.docker(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        &until,
+        "--filter",
+        "container=sh1",
+        "--format",
+        "{{.Action}}",
+    ]));
+    assert_eq!(
+        events.lines().filter(|l| *l == "detach").count(),
+        2,
+        "{events}"
+    );
+    ok(&d.docker(&["rm", "-f", "sh1"]));
+}

@@ -215,6 +215,7 @@ impl Engine {
         let input = if opts.stdin {
             let (input, rx) = AttachInput::channel();
             let stdin_once = rec.config.stdin_once;
+            let on_detach = self.self_arc().map(|engine| (engine, *caller));
             tokio::spawn(forward_input(
                 container.clone(),
                 id,
@@ -222,6 +223,7 @@ impl Engine {
                 tty,
                 stdin_once,
                 keys,
+                on_detach,
             ));
             Some(input)
         } else {
@@ -310,6 +312,7 @@ async fn forward_input(
     tty: bool,
     stdin_once: bool,
     keys: Vec<u8>,
+    on_detach: Option<(Arc<Engine>, Caller)>,
 ) {
     let mut detector = DetachDetector::new(if tty { keys } else { Vec::new() });
     let mut writer = None;
@@ -331,6 +334,15 @@ async fn forward_input(
         }
         if detached {
             container.streams.end(session);
+            if let Some((engine, caller)) = on_detach {
+                engine.events.emit(
+                    &caller,
+                    "container",
+                    "detach",
+                    &container.id,
+                    container.event_attributes(),
+                );
+            }
             return;
         }
     }
