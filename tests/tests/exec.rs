@@ -758,3 +758,69 @@ fn exec_clients_vanishing_mid_stream() {
     );
     ok(&d.docker(&["rm", "-f", "box"]));
 }
+
+#[test]
+fn api_exec_clients_detach_with_the_keys() {
+    if !is_root() {
+        return;
+    }
+    let d = Daemon::start();
+    ok(&d.docker(&["run", "-d", "--name", "box", "busybox", "sleep", "600"]));
+    let json = [("Content-Type", "application/json")];
+    let r = d
+        .request(
+            "POST",
+            "/v1.41/containers/box/exec",
+            &json,
+            br#"{"Cmd":["sh"],"Tty":true,"AttachStdin":true,"AttachStdout":true,"DetachKeys":"ctrl-a,d"}"#,
+        )
+        .unwrap();
+    let exec_id = r.json()["Id"].as_str().unwrap().to_string();
+    let mut s = std::os::unix::net::UnixStream::connect(&d.socket).unwrap();
+    s.set_read_timeout(Some(T)).unwrap();
+    let body = r#"{"Detach":false,"Tty":true}"#;
+    s.write_all(
+        format!(
+            "POST /v1.41/exec/{exec_id}/start HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n\
+             Upgrade: tcp\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    s.write_all(b"echo in$((6*7))side\r").unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !text(&seen).contains("in42side") {
+        let n = s.read(&mut buf).unwrap();
+        assert!(n > 0, "{}", text(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    s.write_all(b"\x01d").unwrap();
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest).expect("the connection closes");
+    let info = d
+        .request("GET", &format!("/v1.41/exec/{exec_id}/json"), &[], b"")
+        .unwrap()
+        .json();
+    assert_eq!(info["Running"], true, "the shell runs on: {info}");
+    let until = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1)
+    .to_string();
+    let events = ok(&d.docker(&[
+        "events",
+        "--since",
+        "0",
+        "--until",
+        &until,
+        "--filter",
+        "event=exec_detach",
+        "--format",
+        "{{.Action}}",
+    ]));
+    assert_eq!(events.trim(), "exec_detach", "{events}");
+    ok(&d.docker(&["rm", "-f", "box"]));
+}

@@ -722,7 +722,8 @@ async fn run_exec(
 
     // Input goes in a task of its own: a process that stops reading its stdin must not
     // stop us reading its output (nor the other way round).
-    let (ended_tx, ended_rx) = mpsc::channel::<()>(1);
+    // `true` when the detach keys ended the session, `false` for the end of its input.
+    let (ended_tx, ended_rx) = mpsc::channel::<bool>(1);
     let mut ended_rx = in_rx.is_some().then_some(ended_rx);
     if let Some(rx) = in_rx {
         let keys = parse_detach_keys(&exec.config.detach_keys).unwrap_or_default();
@@ -789,10 +790,19 @@ async fn run_exec(
                 _ => console_open = false,
             },
             ended = recv_opt(&mut ended_rx), if output.tx.is_some() => {
-                if ended.is_some() {
+                if let Some(detached) = ended {
                     // Detached, or input ended on a terminal: this client's stream ends,
                     // the process runs on (dockerd's rules).
                     output.tx = None;
+                    if detached {
+                        engine.events.emit(
+                            &caller,
+                            "container",
+                            "exec_detach",
+                            &container.id,
+                            attrs.clone(),
+                        );
+                    }
                 }
                 ended_rx = None;
             }
@@ -857,7 +867,7 @@ async fn forward_exec_input(
     mut pipe: Option<tokio::net::unix::pipe::Sender>,
     master: Option<Arc<AsyncFd<OwnedFd>>>,
     keys: Vec<u8>,
-    ended: mpsc::Sender<()>,
+    ended: mpsc::Sender<bool>,
 ) {
     let tty = master.is_some();
     let mut detector = DetachDetector::new(if tty { keys } else { Vec::new() });
@@ -874,14 +884,14 @@ async fn forward_exec_input(
             }
         }
         if detached {
-            let _ = ended.send(()).await;
+            let _ = ended.send(true).await;
             return;
         }
     }
     // End of input: the pipe closes (the process reads EOF); a terminal session ends.
     drop(pipe);
     if tty {
-        let _ = ended.send(()).await;
+        let _ = ended.send(false).await;
     }
 }
 
