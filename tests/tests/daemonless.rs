@@ -670,3 +670,42 @@ fn the_environment_can_ask_for_daemonless_and_roots_need_it() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn daemonless_commands_racing_a_starting_berthd_either_run_or_are_refused() {
+    let mut d = Daemon::start();
+    d.stop_daemon();
+    for _ in 0..3 {
+        let commands: Vec<Child> = (0..6)
+            .map(|_| {
+                d.daemonless_cmd(&["run", "--rm", "busybox", "echo", "ran"])
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        // berthd waits for the commands that got the root first, then takes it; the ones
+        // that come later are refused, whole.
+        d.spawn();
+        for c in commands {
+            let out = c.wait_with_output().unwrap();
+            if out.status.success() {
+                assert_eq!(text(&out.stdout), "ran\n");
+            } else {
+                assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+                assert!(
+                    text(&out.stderr).contains("is owned by berthd"),
+                    "{}",
+                    text(&out.stderr)
+                );
+                assert!(out.stdout.is_empty());
+            }
+        }
+        assert!(
+            d.container_ids().is_empty(),
+            "a container was left half-made"
+        );
+        d.stop_daemon();
+    }
+}
