@@ -74,9 +74,10 @@ pub async fn ps<B: Backend>(backend: &B, args: PsArgs) -> anyhow::Result<()> {
     };
     let containers = backend.list_containers(&opts).await?;
     let now = chrono::Utc::now().timestamp();
+    let wanted = Placeholders::printed_by(&format_text);
     let rows: Vec<Value> = containers
         .iter()
-        .map(|c| container_row(c, !args.no_trunc, now))
+        .map(|c| container_row_of(c, !args.no_trunc, now, &wanted))
         .collect();
     let out = format
         .render(&container_header(), &rows)
@@ -95,35 +96,159 @@ pub fn container_header() -> Value {
     })
 }
 
+/// Every placeholder of a container row.
+const PLACEHOLDERS: [&str; 16] = [
+    "ID",
+    "Image",
+    "Command",
+    "CreatedAt",
+    "RunningFor",
+    "Ports",
+    "State",
+    "Status",
+    "Size",
+    "Names",
+    "Labels",
+    "Label",
+    "Mounts",
+    "Networks",
+    "LocalVolumes",
+    "Platform",
+];
+
+/// The placeholders a format can print: those it names, or all of them when it prints a
+/// row whole or looks into it other than by name (`json`, `{{.}}`, `range`, `index`, …).
+/// A listing of many containers then computes only what it shows.
+pub struct Placeholders(Vec<&'static str>);
+
+impl Placeholders {
+    pub fn all() -> Self {
+        Self(PLACEHOLDERS.to_vec())
+    }
+
+    pub fn printed_by(format: &str) -> Self {
+        let whole = [
+            "json", "{{.}}", "{{ . }}", "range", "index", "$", "with", "printf", "len", "slice",
+            "call", "{{-.", "{{- .",
+        ]
+        .iter()
+        .any(|w| format.contains(w));
+        if whole {
+            return Self::all();
+        }
+        Self(
+            PLACEHOLDERS
+                .into_iter()
+                .filter(|k| format.contains(&format!(".{k}")))
+                .collect(),
+        )
+    }
+
+    fn has(&self, key: &str) -> bool {
+        self.0.contains(&key)
+    }
+}
+
 /// One container's placeholders, as docker's `ContainerContext` computes them.
+#[cfg(test)]
 pub fn container_row(c: &ContainerSummary, trunc: bool, now: i64) -> Value {
-    let id = if trunc { short_id(&c.id) } else { c.id.clone() };
-    let command = if trunc {
-        go_quote(&ellipsis(&c.command, 20))
-    } else {
-        go_quote(&c.command)
+    container_row_of(c, trunc, now, &Placeholders::all())
+}
+
+/// The placeholders of `wanted` for one container.
+pub fn container_row_of(
+    c: &ContainerSummary,
+    trunc: bool,
+    now: i64,
+    wanted: &Placeholders,
+) -> Value {
+    let mut row = Map::new();
+    let mut put = |key: &str, value: &dyn Fn() -> Value| {
+        if wanted.has(key) {
+            row.insert(key.to_string(), value());
+        }
     };
-    let names: Vec<String> = c
-        .names
-        .iter()
-        .map(|n| n.strip_prefix('/').unwrap_or(n).to_string())
-        .filter(|n| !trunc || !n.contains('/'))
-        .collect();
-    let labels = c
-        .labels
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",");
-    let mut size = human_size_with_precision(c.size_rw.unwrap_or(0) as f64, 3);
-    if let Some(root) = c.size_root_fs.filter(|s| *s > 0) {
-        size = format!(
+    put("ID", &|| {
+        Value::from(if trunc { short_id(&c.id) } else { c.id.clone() })
+    });
+    put("Image", &|| Value::from(display_image(c, trunc)));
+    put("Command", &|| {
+        Value::from(if trunc {
+            go_quote(&ellipsis(&c.command, 20))
+        } else {
+            go_quote(&c.command)
+        })
+    });
+    put("CreatedAt", &|| Value::from(local_time_string(c.created)));
+    put("RunningFor", &|| Value::from(time_ago(c.created, now)));
+    put("Ports", &|| Value::from(display_ports(&c.ports)));
+    put("State", &|| Value::from(c.state.clone()));
+    put("Status", &|| Value::from(c.status.clone()));
+    put("Size", &|| Value::from(size_of(c)));
+    put("Names", &|| {
+        Value::from(
+            c.names
+                .iter()
+                .map(|n| n.strip_prefix('/').unwrap_or(n))
+                .filter(|n| !trunc || !n.contains('/'))
+                .collect::<Vec<_>>()
+                .join(","),
+        )
+    });
+    put("Labels", &|| {
+        Value::from(
+            c.labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(","),
+        )
+    });
+    put("Label", &|| {
+        Value::Object(
+            c.labels
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect(),
+        )
+    });
+    put("Mounts", &|| Value::from(display_mounts(c, trunc)));
+    put("Networks", &|| {
+        Value::from(
+            c.network_settings
+                .networks
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(","),
+        )
+    });
+    put("LocalVolumes", &|| {
+        Value::from(
+            c.mounts
+                .iter()
+                .filter(|m| m["Driver"] == "local")
+                .count()
+                .to_string(),
+        )
+    });
+    put("Platform", &|| Value::from(""));
+    Value::Object(row)
+}
+
+fn size_of(c: &ContainerSummary) -> String {
+    let size = human_size_with_precision(c.size_rw.unwrap_or(0) as f64, 3);
+    match c.size_root_fs.filter(|s| *s > 0) {
+        Some(root) => format!(
             "{size} (virtual {})",
             human_size_with_precision(root as f64, 3)
-        );
+        ),
+        None => size,
     }
-    let mounts = c
-        .mounts
+}
+
+fn display_mounts(c: &ContainerSummary, trunc: bool) -> String {
+    c.mounts
         .iter()
         .map(|m| {
             let name = m["Name"]
@@ -138,31 +263,7 @@ pub fn container_row(c: &ContainerSummary, trunc: bool, now: i64) -> Value {
             }
         })
         .collect::<Vec<_>>()
-        .join(",");
-    let local_volumes = c.mounts.iter().filter(|m| m["Driver"] == "local").count();
-    let label_map: Map<String, Value> = c
-        .labels
-        .iter()
-        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-        .collect();
-    json!({
-        "ID": id,
-        "Image": display_image(c, trunc),
-        "Command": command,
-        "CreatedAt": local_time_string(c.created),
-        "RunningFor": time_ago(c.created, now),
-        "Ports": display_ports(&c.ports),
-        "State": c.state,
-        "Status": c.status,
-        "Size": size,
-        "Names": names.join(","),
-        "Labels": labels,
-        "Label": label_map,
-        "Mounts": mounts,
-        "Networks": c.network_settings.networks.keys().cloned().collect::<Vec<_>>().join(","),
-        "LocalVolumes": local_volumes.to_string(),
-        "Platform": "",
-    })
+        .join(",")
 }
 
 fn display_image(c: &ContainerSummary, trunc: bool) -> String {
@@ -255,6 +356,38 @@ c9283e8a7e03   f87059d7cfa0   \"sleep 9999\"              2 minutes ago   Up 2 m
 03ed8a5ead50   f87059d7cfa0   \"sleep 300\"               4 minutes ago   Up 3 minutes             ck-d
 ";
         assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn rows_hold_what_their_format_prints() {
+        let now = 1_800_000_000;
+        for fmt in [
+            DEFAULT_TABLE,
+            "{{.ID}}",
+            "table {{.Names}}\t{{.Labels}}\t{{.Label \"a\"}}",
+            "{{.CreatedAt}} {{.Size}} {{.Mounts}} {{.Networks}} {{.LocalVolumes}} {{.State}}",
+            "{{json .}}",
+            "{{range $k, $v := .Label}}{{$k}}{{end}}",
+            "{{index .Label \"a\"}}",
+        ] {
+            let format = RowFormat::parse(fmt, DEFAULT_TABLE).unwrap();
+            let wanted = Placeholders::printed_by(fmt);
+            for c in sample() {
+                assert_eq!(
+                    format
+                        .render(
+                            &container_header(),
+                            &[container_row_of(&c, true, now, &wanted)]
+                        )
+                        .unwrap(),
+                    format
+                        .render(&container_header(), &[container_row(&c, true, now)])
+                        .unwrap(),
+                    "{fmt}"
+                );
+            }
+        }
+        assert_eq!(Placeholders::printed_by("{{.ID}}").0, ["ID"]);
     }
 
     #[test]

@@ -210,6 +210,14 @@ impl FileLock {
     }
 }
 
+impl Drop for FileLock {
+    fn drop(&mut self) {
+        // Explicitly, not just by closing: a child forked meanwhile (spawning a shim, say)
+        // holds a copy of the descriptor until it execs, and with it the lock.
+        let _ = self.file.unlock();
+    }
+}
+
 fn timeout_error(path: &Path, waited: Duration) -> LockError {
     let holders = holders(path);
     let holders = if holders.is_empty() {
