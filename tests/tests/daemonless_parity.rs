@@ -70,6 +70,15 @@ both_modes! {
     fn names_are_unique_and_lifecycle_errors_are_dockers(mode: Mode) {
         let d = Daemon::start_in(mode);
         ok(&d.berth(&["run", "-d", "--name", "web", "busybox", "sleep", "300"]));
+        // The default table, docker's columns.
+        let table = ok(&d.berth(&["ps"]));
+        let mut lines = table.lines();
+        assert_eq!(
+            lines.next().unwrap().split_whitespace().collect::<Vec<_>>(),
+            ["CONTAINER", "ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"]
+        );
+        let row = lines.next().unwrap();
+        assert!(row.contains("busybox") && row.contains("\"sleep 300\"") && row.ends_with(" web"), "{row}");
         let out = d.berth(&["create", "--name", "web", "busybox", "true"]);
         assert_eq!(out.status.code(), Some(125));
         assert!(text(&out.stderr).contains("Conflict. The container name \"/web\" is already in use"));

@@ -126,7 +126,12 @@ impl Placeholders {
         Self(PLACEHOLDERS.to_vec())
     }
 
+    /// For a `--format` as the user gave it (empty or `table` is the default table).
     pub fn printed_by(format: &str) -> Self {
+        let format = match format {
+            "" | "table" => DEFAULT_TABLE,
+            f => f,
+        };
         let whole = [
             "json", "{{.}}", "{{ . }}", "range", "index", "$", "with", "printf", "len", "slice",
             "call", "{{-.", "{{- .",
@@ -362,7 +367,10 @@ c9283e8a7e03   f87059d7cfa0   \"sleep 9999\"              2 minutes ago   Up 2 m
     fn rows_hold_what_their_format_prints() {
         let now = 1_800_000_000;
         for fmt in [
-            DEFAULT_TABLE,
+            "",
+            "table",
+            "json",
+            "table {{.ID}}\t{{.Status}}",
             "{{.ID}}",
             "table {{.Names}}\t{{.Labels}}\t{{.Label \"a\"}}",
             "{{.CreatedAt}} {{.Size}} {{.Mounts}} {{.Networks}} {{.LocalVolumes}} {{.State}}",
