@@ -1007,7 +1007,8 @@ fn stream_put(d: &Daemon, path: &str, header: &[u8], size: u64) -> berth_tests::
             sent += n as u64;
         }
     }
-    let _ = s.shutdown(std::net::Shutdown::Write);
+    // No half-close, as docker's and docker-py's clients do not: berthd (hyper) takes a
+    // client's end of input before the answer as the client going away.
     berth_tests::read_response(&mut std::io::BufReader::new(s), false).unwrap()
 }
 
@@ -1234,4 +1235,32 @@ berth_tests::both_modes! {
             assert!(actions.lines().any(|a| a == want), "no {want} event in:\n{actions}");
         }
     }
+}
+
+/// An upload the engine refuses early is answered, not cut off: the client, still
+/// writing, reads berthd's error instead of "broken pipe" (hyper would close the
+/// connection under it if berthd did not drain what is left).
+#[test]
+fn refused_uploads_are_answered_not_cut_off() {
+    let d = Daemon::start();
+    ok(&d.docker(&["run", "-d", "--name", "up", "busybox", "sleep", "300"]));
+    let host = tempfile::tempdir().unwrap();
+    let big = host.path().join("big");
+    std::fs::write(&big, vec![b'x'; 16 << 20]).unwrap();
+    for _ in 0..3 {
+        let out = d.docker(&["cp", big.to_str().unwrap(), "up:/no/such/file"]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            text(&out.stderr).contains("Could not find the file /no/such in container up"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    // An archive that is not one: docker load reports the engine's error.
+    let out = d.docker(&["load", "-i", big.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(!err.contains("broken pipe"), "{err}");
+    assert!(err.contains("Error response from daemon"), "{err}");
+    still_serving(&d);
 }

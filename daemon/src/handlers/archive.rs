@@ -12,9 +12,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use engine::container::{CopyToOptions, TarStream};
 use engine::Engine;
-use futures_util::TryStreamExt;
-use tokio_util::io::{StreamReader, SyncIoBridge};
 
+use super::upload::upload;
 use crate::error::ApiError;
 use crate::params::Params;
 use crate::peer::CallerId;
@@ -90,11 +89,12 @@ pub async fn put(
         no_overwrite_dir_non_dir: params.bool("noOverwriteDirNonDir", false)?,
         copy_uid_gid: params.bool("copyUIDGID", false)?,
     };
-    let stream = body.into_data_stream().map_err(std::io::Error::other);
-    let input = Box::new(SyncIoBridge::new(StreamReader::new(stream)));
-    engine
+    let (input, drain) = upload(body);
+    let extracted = engine
         .extract_to_container(&caller, &id, &path, opts, input)
-        .await?;
+        .await;
+    drain.finish().await;
+    extracted?;
     Ok(StatusCode::OK)
 }
 

@@ -10,9 +10,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use engine::image::ImportOptions;
 use engine::Engine;
-use futures_util::TryStreamExt;
-use tokio_util::io::{StreamReader, SyncIoBridge};
 
+use super::upload::upload;
 use crate::error::ApiError;
 use crate::params::Params;
 use crate::peer::CallerId;
@@ -25,13 +24,6 @@ pub async fn list(
     let all = params.bool("all", false)?;
     let filters = params.filters()?;
     Ok(Json(engine.list_images(&caller, all, &filters)?).into_response())
-}
-
-/// Turns a request body into a blocking reader for the image store, which runs on a
-/// blocking thread: the body is streamed, never held whole in memory.
-fn body_reader(body: Body) -> SyncIoBridge<impl tokio::io::AsyncRead + Unpin> {
-    let stream = body.into_data_stream().map_err(std::io::Error::other);
-    SyncIoBridge::new(StreamReader::new(stream))
 }
 
 fn progress_lines(msgs: &[ProgressMessage]) -> Response {
@@ -51,13 +43,15 @@ pub async fn load(
     body: Body,
 ) -> Result<Response, ApiError> {
     params.bool("quiet", false)?;
-    let mut reader = body_reader(body);
+    let (mut reader, drain) = upload(body);
     let loaded = {
         let engine = engine.clone();
         tokio::task::spawn_blocking(move || engine.load_images(&caller, &mut reader))
             .await
-            .map_err(|e| ApiError::internal(format!("image load failed: {e}")))??
+            .map_err(|e| ApiError::internal(format!("image load failed: {e}")))
     };
+    drain.finish().await;
+    let loaded = loaded??;
     let msgs: Vec<ProgressMessage> = loaded
         .iter()
         .flat_map(|img| {
@@ -114,10 +108,12 @@ pub async fn create(
         changes: params.all("changes"),
         message: params.get("message").unwrap_or("").to_string(),
     };
-    let mut reader = body_reader(body);
+    let (mut reader, drain) = upload(body);
     let id = tokio::task::spawn_blocking(move || engine.import_image(&caller, &mut reader, &opts))
         .await
-        .map_err(|e| ApiError::internal(format!("image import failed: {e}")))??;
+        .map_err(|e| ApiError::internal(format!("image import failed: {e}")));
+    drain.finish().await;
+    let id = id??;
     Ok(progress_lines(&[ProgressMessage {
         status: Some(id),
         ..Default::default()

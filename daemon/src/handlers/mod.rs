@@ -7,6 +7,7 @@ pub mod images;
 pub mod observe;
 pub mod streams;
 pub mod system;
+pub mod upload;
 
 use axum::body::Bytes;
 use axum::http::{header, HeaderMap};
