@@ -10,7 +10,7 @@ use berth_tests::{bin_dir, is_root, mounts_under, run_with_timeout, text};
 use serde_json::Value;
 
 /// The scenario ids every full or quick run reports.
-const SCENARIOS: [&str; 8] = [
+const SCENARIOS: [&str; 9] = [
     "run-rm",
     "cpu",
     "exec",
@@ -19,6 +19,7 @@ const SCENARIOS: [&str; 8] = [
     "inspect",
     "memory",
     "daemon-kill",
+    "fifty",
 ];
 
 fn bench_cmd(args: &[&str]) -> Command {
@@ -168,11 +169,16 @@ fn check_json(results: &Value) {
     }
     assert_eq!(row_ids("ps"), ["n10", "n100"]);
     assert_eq!(row_ids("inspect"), ["n10", "n100"]);
+    assert_eq!(row_ids("fifty"), ["start", "ps", "rm"]);
     // berthd, the baseline, is measured in every scenario it has.
     let p50 = &scenario("run-rm")["rows"][0]["cells"]["berthd"];
     assert_eq!(p50["status"], "measured", "{p50}");
     let kill = &scenario("daemon-kill")["rows"][0]["cells"]["berthd"];
     assert_eq!(kill["status"], "measured", "{kill}");
+    for row in scenario("fifty")["rows"].as_array().unwrap() {
+        let cell = &row["cells"]["berthd"];
+        assert_eq!(cell["status"], "measured", "fifty/{}: {cell}", row["id"]);
+    }
 }
 
 fn check_markdown(md: &str, results: &Value) {

@@ -40,7 +40,8 @@ use crate::exit::StatusError;
 /// Measure berth through berthd, berth --daemonless, docker and podman side by side
 #[derive(Args, Debug, Clone)]
 pub struct BenchArgs {
-    /// A shorter run (fewer samples; ps/inspect up to 100 containers; 20 running for memory)
+    /// A shorter run (fewer samples; ps/inspect up to 100 containers; 20 running for memory;
+    /// one round of 50 running)
     #[arg(long)]
     pub quick: bool,
     /// Folder for the results [default: bench-results/<timestamp>]
@@ -78,16 +79,19 @@ pub enum ScenarioId {
     Memory,
     /// Running containers after the daemon is killed with SIGKILL
     DaemonKill,
+    /// 50 containers started at once, `ps` while they run, one `rm -f` of them all
+    Fifty,
 }
 
 impl ScenarioId {
-    const ALL: [ScenarioId; 6] = [
+    const ALL: [ScenarioId; 7] = [
         ScenarioId::RunRm,
         ScenarioId::Exec,
         ScenarioId::Parallel,
         ScenarioId::Listing,
         ScenarioId::Memory,
         ScenarioId::DaemonKill,
+        ScenarioId::Fifty,
     ];
 }
 
@@ -107,6 +111,8 @@ pub struct Plan {
     pub running: usize,
     /// Running containers when the daemon is killed.
     pub kill_containers: usize,
+    /// Rounds of starting 50 containers, `ps` with them running and removing them.
+    pub fifty_rounds: usize,
 }
 
 impl Plan {
@@ -122,6 +128,7 @@ impl Plan {
                 exec_runs: 10,
                 running: 20,
                 kill_containers: 5,
+                fifty_rounds: 1,
             }
         } else {
             Plan {
@@ -134,6 +141,7 @@ impl Plan {
                 exec_runs: 50,
                 running: 100,
                 kill_containers: 20,
+                fifty_rounds: 3,
             }
         };
         if let Some(n) = runs {
@@ -164,6 +172,10 @@ impl Plan {
                 }
                 ScenarioId::Memory => self.running + self.running / 25 + 2,
                 ScenarioId::DaemonKill => 3 * self.kill_containers + 2,
+                ScenarioId::Fifty => {
+                    self.fifty_rounds
+                        * (scenarios::fifty::RUNNING + 2 + self.warmup + self.listing_runs)
+                }
             })
             .sum::<usize>();
         (per_engine * engines) as u64
@@ -380,6 +392,7 @@ fn run(args: BenchArgs, cancel: Cancel) -> Result<()> {
                 ScenarioId::Listing => scenarios::listing::run(&ctx, engines)?,
                 ScenarioId::Memory => scenarios::memory::run(&ctx, engines)?,
                 ScenarioId::DaemonKill => scenarios::daemon_kill::run(&ctx, engines)?,
+                ScenarioId::Fifty => scenarios::fifty::run(&ctx, engines)?,
             });
         }
         Ok(())
@@ -461,6 +474,7 @@ mod tests {
         assert_eq!(quick.populations, vec![10, 100]);
         assert_eq!(full.populations, vec![10, 100, 1000]);
         assert_eq!(full.concurrency, vec![1, 2, 4, 8, 16, 32]);
+        assert_eq!((quick.fifty_rounds, full.fifty_rounds), (1, 3));
         let p = Plan::new(true, Some(3));
         assert_eq!((p.latency_runs, p.listing_runs, p.exec_runs), (3, 3, 3));
         assert!(

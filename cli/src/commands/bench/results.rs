@@ -49,7 +49,8 @@ pub struct EngineReport {
 /// One scenario: a few rows of the table.
 #[derive(Debug, Serialize)]
 pub struct Scenario {
-    /// Stable: `run-rm`, `cpu`, `parallel`, `ps`, `inspect`, `exec`, `memory`, `daemon-kill`.
+    /// Stable: `run-rm`, `cpu`, `parallel`, `ps`, `inspect`, `exec`, `memory`, `daemon-kill`,
+    /// `fifty`.
     pub id: String,
     pub title: String,
     /// What was done and measured, in one or two sentences.

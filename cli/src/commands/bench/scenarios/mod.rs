@@ -5,6 +5,7 @@
 
 pub mod daemon_kill;
 pub mod exec;
+pub mod fifty;
 pub mod listing;
 pub mod memory;
 pub mod parallel;
