@@ -71,8 +71,14 @@ pub fn spawn_stdin_forwarder(
 ) -> oneshot::Receiver<()> {
     let (detached_tx, detached_rx) = oneshot::channel();
     tokio::spawn(async move {
-        if forward_input(tokio::io::stdin(), input, detach_keys).await {
+        let mut input = input;
+        if forward_input(tokio::io::stdin(), &mut input, detach_keys).await {
+            // Said before anything can close the stream, and the input stays open: the
+            // session ends with this process, and closing stdin now would tell the engine
+            // that input ended (for a `StdinOnce` container, that the container's stdin
+            // did), which a detach must not.
             let _ = detached_tx.send(());
+            std::future::pending::<()>().await;
         }
     });
     detached_rx
@@ -82,7 +88,7 @@ pub fn spawn_stdin_forwarder(
 /// input (which is then half-closed) or a failed write.
 pub async fn forward_input<R: AsyncRead + Unpin>(
     mut from: R,
-    mut input: ByteWriter,
+    input: &mut ByteWriter,
     detach_keys: Option<Vec<u8>>,
 ) -> bool {
     let mut detector = detach_keys.map(DetachDetector::new);
@@ -233,7 +239,8 @@ mod tests {
     async fn detach_keys_end_input_without_a_half_close() {
         let (ours, mut theirs) = tokio::io::duplex(1024);
         let typed: &[u8] = b"ls\n\x10x\x10\x11after";
-        let detached = forward_input(typed, Box::pin(ours), Some(vec![16, 17])).await;
+        let mut input: ByteWriter = Box::pin(ours);
+        let detached = forward_input(typed, &mut input, Some(vec![16, 17])).await;
         assert!(detached);
         let mut got = vec![0u8; 64];
         let n = theirs.read(&mut got).await.unwrap();
@@ -242,9 +249,13 @@ mod tests {
             b"ls\n\x10x",
             "the sequence and what follows are held back"
         );
+        let more =
+            tokio::time::timeout(std::time::Duration::from_millis(50), theirs.read(&mut got)).await;
+        assert!(more.is_err(), "no half-close after a detach: {more:?}");
 
         let (ours, mut theirs) = tokio::io::duplex(1024);
-        assert!(!forward_input(&b"piped\n"[..], Box::pin(ours), None).await);
+        let mut input: ByteWriter = Box::pin(ours);
+        assert!(!forward_input(&b"piped\n"[..], &mut input, None).await);
         let mut all = Vec::new();
         theirs.read_to_end(&mut all).await.unwrap();
         assert_eq!(all, b"piped\n", "end of input is a half-close");

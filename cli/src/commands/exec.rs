@@ -8,7 +8,7 @@ use api_types::{ExecCreateRequest, ExecStartRequest};
 use clap::Args;
 
 use super::container_opts::{expand_env, parse_env_file};
-use super::run::detach_requested;
+use super::run::{detach_fired, detach_requested};
 use crate::backend::{AttachStream, Backend};
 use crate::exit::StatusError;
 use crate::stream::{
@@ -152,11 +152,16 @@ async fn follow<B: Backend>(
     tokio::pin!(copy);
     loop {
         tokio::select! {
+            // A detach first: once the keys are typed, the stream may end too.
+            biased;
+            () = detach_requested(&mut detached) => return Ok(true),
             result = &mut copy => {
+                if detach_fired(&mut detached) {
+                    return Ok(true);
+                }
                 result?;
                 return Ok(false);
             }
-            () = detach_requested(&mut detached) => return Ok(true),
             Some(()) = async {
                 match &mut resizes {
                     Some(r) => r.recv().await,

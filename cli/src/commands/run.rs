@@ -299,6 +299,11 @@ pub async fn detach_requested(rx: &mut Option<oneshot::Receiver<()>>) {
     }
 }
 
+/// Whether the detach keys have been typed, without waiting.
+pub fn detach_fired(rx: &mut Option<oneshot::Receiver<()>>) -> bool {
+    rx.as_mut().is_some_and(|r| r.try_recv().is_ok())
+}
+
 async fn next_tick<T>(rx: &mut Option<UnboundedReceiver<T>>) -> T {
     match rx {
         Some(r) => match r.recv().await {
@@ -364,7 +369,13 @@ impl Session {
             tokio::pin!(copy);
             loop {
                 tokio::select! {
+                    // A detach first: once the keys are typed, the stream may end too.
+                    biased;
+                    () = detach_requested(&mut self.detached) => return Ok(Ended::Detached),
                     result = &mut copy => {
+                        if detach_fired(&mut self.detached) {
+                            return Ok(Ended::Detached);
+                        }
                         result?;
                         break;
                     }
@@ -376,7 +387,6 @@ impl Session {
                             let _ = backend.resize_container(&id, h, w).await;
                         }
                     }
-                    () = detach_requested(&mut self.detached) => return Ok(Ended::Detached),
                 }
             }
         }
