@@ -310,6 +310,21 @@ impl Daemon {
         run_with_timeout(self.docker_cmd(args), Duration::from_secs(120))
     }
 
+    /// `berth inspect -f FORMAT NAME` in this daemon's mode (through berthd or
+    /// daemonless), trimmed; panics if it fails.
+    pub fn inspect(&self, name: &str, format: &str) -> String {
+        ok(&self.berth(&["inspect", "-f", format, name]))
+            .trim()
+            .to_string()
+    }
+
+    /// `docker inspect -f FORMAT NAME` through berthd, trimmed; panics if it fails.
+    pub fn docker_inspect(&self, name: &str, format: &str) -> String {
+        ok(&self.docker(&["inspect", "-f", format, name]))
+            .trim()
+            .to_string()
+    }
+
     /// One HTTP/1.1 request on a fresh connection.
     pub fn request(
         &self,
@@ -643,4 +658,67 @@ pub fn ok(out: &Output) -> String {
 /// Whether the tests can run: they need root (namespaces, mounts, cgroups).
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
+}
+
+/// Runs `cmd` with `input` on its stdin (then closed) and collects its output; at most 60 s.
+pub fn with_input(mut cmd: Command, input: &[u8]) -> Output {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = stdout.read_to_end(&mut b);
+        b
+    });
+    let err = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = stderr.read_to_end(&mut b);
+        b
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} did not finish within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    writer.join().unwrap();
+    Output {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
+}
+
+/// Polls `cond` every 50 ms until it holds, at most `timeout`; whether it did.
+pub fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    cond()
+}
+
+/// Polls `cond` until it holds; panics naming `what` after 30 s.
+pub fn wait_until(what: &str, cond: impl FnMut() -> bool) {
+    assert!(
+        eventually(Duration::from_secs(30), cond),
+        "timed out waiting for {what}"
+    );
 }

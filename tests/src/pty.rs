@@ -101,24 +101,52 @@ impl Pty {
     /// Waits until `pattern` appears in output not yet consumed, and consumes up to its
     /// end. Panics with what was read after `timeout`.
     pub fn expect(&mut self, pattern: &str, timeout: Duration) {
+        if !self.try_expect(pattern, timeout) {
+            panic!(
+                "{pattern:?} did not appear within {timeout:?}; the terminal showed: {:?}",
+                String::from_utf8_lossy(&self.output[self.seen..])
+            );
+        }
+    }
+
+    /// Like [`Pty::expect`], but `false` instead of a panic when `pattern` does not appear
+    /// within `timeout` (or the command exits without printing it).
+    pub fn try_expect(&mut self, pattern: &str, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(pos) = find(&self.output[self.seen..], pattern.as_bytes()) {
                 self.seen += pos + pattern.len();
-                return;
+                return true;
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() || !self.read_some(left.min(Duration::from_millis(100))) {
                 if let Some(pos) = find(&self.output[self.seen..], pattern.as_bytes()) {
                     self.seen += pos + pattern.len();
-                    return;
+                    return true;
                 }
                 if left.is_zero() || self.exited() {
-                    panic!(
-                        "{pattern:?} did not appear within {timeout:?}; the terminal showed: {:?}",
-                        String::from_utf8_lossy(&self.output[self.seen..])
-                    );
+                    return false;
                 }
+            }
+        }
+    }
+
+    /// Asks the shell on this terminal for its size (`stty size`) until it reports
+    /// `rows` × `cols`, at most `timeout`: a resize reaches the process only after the CLI
+    /// has noticed SIGWINCH and told the engine, so one early question may see the old size.
+    pub fn expect_size(&mut self, rows: u16, cols: u16, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let wanted = format!("{rows} {cols}");
+        loop {
+            self.send(b"stty size\r");
+            if self.try_expect(&wanted, Duration::from_millis(500)) {
+                return;
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "the terminal never reported {wanted}; it showed: {:?}",
+                    String::from_utf8_lossy(&self.output)
+                );
             }
         }
     }
@@ -145,8 +173,9 @@ impl Pty {
             }
             if Instant::now() > deadline {
                 panic!(
-                    "the command did not exit within {timeout:?}; the terminal showed: {:?}",
-                    String::from_utf8_lossy(&self.output)
+                    "the command did not exit within {timeout:?}; the terminal showed: {:?}\n{}",
+                    String::from_utf8_lossy(&self.output),
+                    where_stuck(child.id())
                 );
             }
             self.read_some(Duration::from_millis(50));
@@ -167,6 +196,26 @@ impl Drop for Pty {
             let _ = child.wait();
         }
     }
+}
+
+/// What the threads of `pid` are blocked in, for a failure message.
+fn where_stuck(pid: u32) -> String {
+    let mut report = format!("pid {pid}:\n");
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return report;
+    };
+    for task in tasks.flatten() {
+        let dir = task.path();
+        let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+        report.push_str(&format!(
+            "  thread {} {} in {}\n{}",
+            task.file_name().to_string_lossy(),
+            read("comm").trim(),
+            read("wchan"),
+            read("stack")
+        ));
+    }
+    report
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {

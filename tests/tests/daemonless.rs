@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use berth_tests::{ok, text, Daemon, Mode};
+use berth_tests::{ok, text, wait_until, Daemon, Mode};
 
 /// A process of the test's own, killed (by its pid) and reaped when dropped.
 struct Background(Child);
@@ -26,23 +26,6 @@ impl Drop for Background {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn inspect(d: &Daemon, name: &str, fmt: &str) -> String {
-    ok(&d.berth(&["inspect", "-f", fmt, name]))
-        .trim()
-        .to_string()
-}
-
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out waiting for {what}");
 }
 
 /// Whether `pid` holds a lock on `path`.
@@ -87,7 +70,7 @@ fn detached_containers_outlive_the_command_that_ran_them() {
     .trim()
     .to_string();
     // The command that started it is gone; its shim keeps it, and later commands find it.
-    let pid: i32 = inspect(&d, "keeper", "{{.State.Pid}}").parse().unwrap();
+    let pid: i32 = d.inspect("keeper", "{{.State.Pid}}").parse().unwrap();
     assert!(Path::new(&format!("/proc/{pid}")).exists());
     assert_eq!(
         ok(&d.berth(&["ps", "--format", "{{.ID}} {{.Names}} {{.State}}"])).trim(),
@@ -99,7 +82,7 @@ fn detached_containers_outlive_the_command_that_ran_them() {
     ok(&d.berth(&["stop", "keeper"]));
     assert_eq!(ok(&d.berth(&["logs", "keeper"])), "ready\nbye\n");
     assert_eq!(
-        inspect(&d, "keeper", "{{.State.Status}} {{.State.ExitCode}}"),
+        d.inspect("keeper", "{{.State.Status}} {{.State.ExitCode}}"),
         "exited 0"
     );
     // One command waits for an exit another one's container makes.
@@ -208,14 +191,14 @@ fn stopping_berthd_hands_the_root_over_and_back() {
     let mut names: Vec<&str> = names.lines().collect();
     names.sort();
     assert_eq!(names, ["by-cli running", "by-daemon exited"]);
-    let pid: i32 = inspect(&d, "by-cli", "{{.State.Pid}}").parse().unwrap();
+    let pid: i32 = d.inspect("by-cli", "{{.State.Pid}}").parse().unwrap();
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid),
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
     wait_until("berthd to notice the exit", || {
-        inspect(&d, "by-cli", "{{.State.Status}} {{.State.ExitCode}}") == "exited 137"
+        d.inspect("by-cli", "{{.State.Status}} {{.State.ExitCode}}") == "exited 137"
     });
     // A berthd that dies leaves its pid in the lock file, but not the lock: the kernel
     // dropped it with the process.
@@ -240,7 +223,7 @@ fn locks_die_with_their_process_and_a_stuck_holder_is_named() {
         "-c",
         "trap '' TERM; while true; do sleep 0.1; done",
     ]));
-    let id = inspect(&d, "stubborn", "{{.Id}}");
+    let id = d.inspect("stubborn", "{{.Id}}");
     let dir = d.data_root().join("containers").join(&id);
     // A `stop` waiting out its long timeout holds the container...
     let stop = Background(
@@ -601,7 +584,7 @@ fn a_corrupt_data_root_is_reported_and_what_can_be_recovered_is() {
     assert!(record.exists());
     // Repaired, it is back.
     std::fs::write(&record, &whole).unwrap();
-    assert_eq!(inspect(&d, "bad", "{{.Name}}"), "/bad");
+    assert_eq!(d.inspect("bad", "{{.Name}}"), "/bad");
 
     // A directory without a record (a create that died) is cleaned away.
     let orphan = d.data_root().join("containers").join("a".repeat(64));

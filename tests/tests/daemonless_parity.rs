@@ -4,12 +4,6 @@
 
 use berth_tests::{both_modes, ok, repo_root, text, Daemon};
 
-fn inspect(d: &Daemon, name: &str, fmt: &str) -> String {
-    ok(&d.berth(&["inspect", "-f", fmt, name]))
-        .trim()
-        .to_string()
-}
-
 /// Runs `berth` with `input` on its stdin.
 fn with_stdin(d: &Daemon, args: &[&str], input: &[u8]) -> std::process::Output {
     use std::io::Write;
@@ -88,10 +82,10 @@ both_modes! {
         // Starting a running container and stopping a stopped one are not errors.
         ok(&d.berth(&["start", "web"]));
         ok(&d.berth(&["restart", "-t", "1", "web"]));
-        assert_eq!(inspect(&d, "web", "{{.State.Status}}"), "running");
+        assert_eq!(d.inspect("web", "{{.State.Status}}"), "running");
         ok(&d.berth(&["stop", "-t", "1", "web"]));
         ok(&d.berth(&["stop", "web"]));
-        assert_eq!(inspect(&d, "web", "{{.State.ExitCode}}"), "137");
+        assert_eq!(d.inspect("web", "{{.State.ExitCode}}"), "137");
         ok(&d.berth(&["rename", "web", "site"]));
         ok(&d.berth(&["create", "--name", "web", "busybox", "true"]));
         let listed = ok(&d.berth(&["ps", "-a", "--format", "{{.Names}} {{.Status}}"]));
@@ -120,7 +114,7 @@ both_modes! {
         let d = Daemon::start_in(mode);
         ok(&d.berth(&["run", "-d", "--name", "limited", "-m", "64m", "busybox", "sleep", "300"]));
         ok(&d.berth(&["update", "-m", "128m", "limited"]));
-        assert_eq!(inspect(&d, "limited", "{{.HostConfig.Memory}}"), "134217728");
+        assert_eq!(d.inspect("limited", "{{.HostConfig.Memory}}"), "134217728");
         ok(&d.berth(&["rm", "-f", "limited"]));
         let out = ok(&d.berth(&["run", "--rm", "--init", "busybox", "sh", "-c", "cat /proc/1/comm"]));
         assert_ne!(out.trim(), "sh", "--init runs an init as PID 1");
@@ -205,7 +199,7 @@ both_modes! {
         ]));
         assert!(out.trim().starts_with("sha256:"), "{out}");
         assert_eq!(ok(&d.berth(&["run", "--rm", "mine:v1"])), "imported\n");
-        assert_eq!(inspect(&d, "mine:v1", "{{.Comment}}"), "by test");
+        assert_eq!(d.inspect("mine:v1", "{{.Comment}}"), "by test");
         let out = d.berth(&["import", "--change", "FROB x", tarball.to_str().unwrap(), "bad:v1"]);
         assert_eq!(out.status.code(), Some(1));
     }

@@ -4,72 +4,12 @@
 //! no descriptor or process left behind after a hundred execs.
 
 use std::io::{Read, Write};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use berth_tests::pty::Pty;
-use berth_tests::{is_root, ok, text, Daemon};
+use berth_tests::{eventually, is_root, ok, text, with_input, Daemon};
 
 const T: Duration = Duration::from_secs(30);
-
-fn with_input(mut cmd: Command, input: &[u8]) -> Output {
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    let mut stdin = child.stdin.take().unwrap();
-    let input = input.to_vec();
-    let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(&input);
-    });
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let out = std::thread::spawn(move || {
-        let mut b = Vec::new();
-        let _ = stdout.read_to_end(&mut b);
-        b
-    });
-    let err = std::thread::spawn(move || {
-        let mut b = Vec::new();
-        let _ = stderr.read_to_end(&mut b);
-        b
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{cmd:?} did not finish within 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    writer.join().unwrap();
-    Output {
-        status,
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
-    }
-}
-
-fn inspect(d: &Daemon, name: &str, format: &str) -> String {
-    ok(&d.docker(&["inspect", "-f", format, name]))
-        .trim()
-        .to_string()
-}
-
-fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    cond()
-}
 
 /// The basics, with the docker CLI and berth, on one runtime.
 fn basics(runtime: &str) {
@@ -129,7 +69,7 @@ fn basics(runtime: &str) {
             "-c",
             "echo $FROM_RUN $PWD $(id -un) $HOSTNAME",
         ]);
-        let hostname = inspect(&d, "box", "{{.Config.Hostname}}");
+        let hostname = d.docker_inspect("box", "{{.Config.Hostname}}");
         assert_eq!(ok(&out), format!("1 /srv root {hostname}\n"), "{cli}");
         // A missing program is 127, one that cannot run 126, with runc's words on stdout.
         let out = run(&["exec", "box", "nosuchprogram"]);
@@ -214,14 +154,12 @@ fn exec_it_session_with_resizes() {
         };
         let mut term = Pty::spawn(cmd, 24, 80);
         term.expect("# ", T);
-        term.send(b"tty; echo $TERM; stty size\r");
+        term.send(b"tty; echo $TERM\r");
         term.expect("/dev/pts/", T);
         term.expect("xterm", T);
-        term.expect("24 80", T);
+        term.expect_size(24, 80, T);
         term.resize(50, 132);
-        std::thread::sleep(Duration::from_millis(500));
-        term.send(b"stty size\r");
-        term.expect("50 132", T);
+        term.expect_size(50, 132, T);
         term.send(b"exit 7\r");
         assert_eq!(term.wait(T).code(), Some(7), "{client}: {}", term.output());
     }
@@ -266,7 +204,7 @@ fn exec_joins_the_container_and_gets_its_capabilities() {
         "sleep",
         "600",
     ]));
-    let pid = inspect(&d, "box", "{{.State.Pid}}");
+    let pid = d.docker_inspect("box", "{{.State.Pid}}");
     for ns in ["mnt", "uts", "ipc", "net", "pid", "cgroup"] {
         let host = std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).unwrap();
         let inside = ok(&d.docker(&["exec", "box", "readlink", &format!("/proc/self/ns/{ns}")]));
@@ -307,7 +245,7 @@ fn exec_errors_are_dockers() {
     }
     let d = Daemon::start();
     ok(&d.docker(&["run", "-d", "--name", "box", "busybox", "sleep", "600"]));
-    let id = inspect(&d, "box", "{{.Id}}");
+    let id = d.docker_inspect("box", "{{.Id}}");
     ok(&d.docker(&["pause", "box"]));
     for cli in ["docker", "berth"] {
         let out = if cli == "docker" {
@@ -427,7 +365,7 @@ fn exec_inspect_exec_ids_and_start_once() {
     );
     assert_eq!(info["ProcessConfig"]["user"], "nobody");
     assert_eq!(
-        inspect(&d, "box", "{{json .ExecIDs}}"),
+        d.docker_inspect("box", "{{json .ExecIDs}}"),
         format!("[\"{exec_id}\"]")
     );
     // Detached start: 200, empty, once the process runs.
@@ -466,7 +404,7 @@ fn exec_inspect_exec_ids_and_start_once() {
             .json();
         info["ExitCode"] == 3 && info["Running"] == false
     }));
-    assert_eq!(inspect(&d, "box", "{{json .ExecIDs}}"), "null");
+    assert_eq!(d.docker_inspect("box", "{{json .ExecIDs}}"), "null");
     // dockerd's events, with the command in the action and the exit code on exec_die.
     let events = ok(&d.docker(&[
         "events",
@@ -543,7 +481,7 @@ fn children(pid: i32) -> Vec<i32> {
 }
 
 fn shim_pid(d: &Daemon, name: &str) -> i32 {
-    let id = inspect(d, name, "{{.Id}}");
+    let id = d.docker_inspect(name, "{{.Id}}");
     let rec = std::fs::read_to_string(
         d.data_root()
             .join("containers")
@@ -618,7 +556,7 @@ fn a_hundred_execs_leave_no_descriptor_or_process() {
     let run_dir = d
         .exec_root()
         .join("containers")
-        .join(inspect(&d, "box", "{{.Id}}"));
+        .join(d.docker_inspect("box", "{{.Id}}"));
     let leftovers: Vec<String> = std::fs::read_dir(&run_dir)
         .unwrap()
         .flatten()

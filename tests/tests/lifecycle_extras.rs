@@ -2,24 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use berth_tests::{ok, text, Daemon};
-
-fn inspect(d: &Daemon, name: &str, fmt: &str) -> String {
-    ok(&d.berth(&["inspect", "-f", fmt, name]))
-        .trim()
-        .to_string()
-}
-
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out waiting for {what}");
-}
+use berth_tests::{ok, text, wait_until, Daemon};
 
 #[test]
 fn on_failure_restarts_up_to_the_limit() {
@@ -37,9 +20,9 @@ fn on_failure_restarts_up_to_the_limit() {
         "echo run; exit 2",
     ]));
     wait_until("three restarts", || {
-        inspect(&d, "flaky", "{{.RestartCount}} {{.State.Status}}") == "3 exited"
+        d.inspect("flaky", "{{.RestartCount}} {{.State.Status}}") == "3 exited"
     });
-    assert_eq!(inspect(&d, "flaky", "{{.State.ExitCode}}"), "2");
+    assert_eq!(d.inspect("flaky", "{{.State.ExitCode}}"), "2");
     assert_eq!(ok(&d.berth(&["logs", "flaky"])), "run\nrun\nrun\nrun\n");
     // Success is not a failure: no restart.
     ok(&d.berth(&[
@@ -53,10 +36,10 @@ fn on_failure_restarts_up_to_the_limit() {
         "true",
     ]));
     wait_until("exit", || {
-        inspect(&d, "fine", "{{.State.Status}}") == "exited"
+        d.inspect("fine", "{{.State.Status}}") == "exited"
     });
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(inspect(&d, "fine", "{{.RestartCount}}"), "0");
+    assert_eq!(d.inspect("fine", "{{.RestartCount}}"), "0");
 }
 
 #[test]
@@ -75,20 +58,20 @@ fn always_restarts_until_stopped_and_after_a_daemon_restart() {
         "sleep 0.2; exit 1",
     ]));
     wait_until("two restarts", || {
-        inspect(&d, "phoenix", "{{.RestartCount}}")
+        d.inspect("phoenix", "{{.RestartCount}}")
             .parse::<i64>()
             .unwrap()
             >= 2
     });
     ok(&d.berth(&["stop", "-t", "1", "phoenix"]));
-    let count = inspect(&d, "phoenix", "{{.RestartCount}}");
+    let count = d.inspect("phoenix", "{{.RestartCount}}");
     std::thread::sleep(Duration::from_millis(600));
     assert_eq!(
-        inspect(&d, "phoenix", "{{.State.Status}}"),
+        d.inspect("phoenix", "{{.State.Status}}"),
         "exited",
         "a stopped container stays stopped"
     );
-    assert_eq!(inspect(&d, "phoenix", "{{.RestartCount}}"), count);
+    assert_eq!(d.inspect("phoenix", "{{.RestartCount}}"), count);
     // unless-stopped that nobody stopped, and always, come back with the daemon.
     ok(&d.berth(&[
         "run",
@@ -105,8 +88,8 @@ fn always_restarts_until_stopped_and_after_a_daemon_restart() {
     d.stop_daemon();
     d.spawn();
     wait_until("policy restarts after the daemon restart", || {
-        inspect(&d, "phoenix", "{{.State.Status}}") != "exited"
-            && inspect(&d, "keeper", "{{.State.Status}}") == "running"
+        d.inspect("phoenix", "{{.State.Status}}") != "exited"
+            && d.inspect("keeper", "{{.State.Status}}") == "running"
     });
 }
 
@@ -149,8 +132,7 @@ fn update_changes_a_running_containers_limits_and_policy() {
         assert_eq!(read("cpu", "cpu.cfs_quota_us"), "25000");
     }
     assert_eq!(
-        inspect(
-            &d,
+        d.inspect(
             "grow",
             "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}} {{.HostConfig.RestartPolicy.Name}}"
         ),
@@ -190,7 +172,7 @@ fn init_reaps_and_forwards_signals() {
         t0.elapsed() < Duration::from_secs(5),
         "SIGTERM did not reach the process"
     );
-    assert_eq!(inspect(&d, "sleeper", "{{.State.ExitCode}}"), "143");
+    assert_eq!(d.inspect("sleeper", "{{.State.ExitCode}}"), "143");
 }
 
 #[test]
@@ -212,7 +194,7 @@ fn stop_signal_and_timeout_from_the_container() {
     ]));
     std::thread::sleep(Duration::from_millis(300));
     ok(&d.berth(&["stop", "usr1"]));
-    assert_eq!(inspect(&d, "usr1", "{{.State.ExitCode}}"), "9");
+    assert_eq!(d.inspect("usr1", "{{.State.ExitCode}}"), "9");
     assert!(ok(&d.berth(&["logs", "usr1"])).contains("got usr1"));
 }
 
@@ -292,12 +274,12 @@ fn healthchecks_report_status_and_events() {
         "-c",
         "sleep 1.5; touch /tmp/ok; exec sleep 300",
     ]));
-    assert_eq!(inspect(&d, "doc", "{{.State.Health.Status}}"), "starting");
+    assert_eq!(d.inspect("doc", "{{.State.Health.Status}}"), "starting");
     wait_until("unhealthy", || {
-        inspect(&d, "doc", "{{.State.Health.Status}}") == "unhealthy"
+        d.inspect("doc", "{{.State.Health.Status}}") == "unhealthy"
     });
     wait_until("healthy", || {
-        inspect(&d, "doc", "{{.State.Health.Status}}") == "healthy"
+        d.inspect("doc", "{{.State.Health.Status}}") == "healthy"
     });
     assert!(ok(&d.docker(&["ps", "--format", "{{.Status}}"])).contains("(healthy)"));
     assert_eq!(
@@ -306,11 +288,7 @@ fn healthchecks_report_status_and_events() {
             .count(),
         1
     );
-    let log = inspect(
-        &d,
-        "doc",
-        "{{range .State.Health.Log}}{{.ExitCode}} {{end}}",
-    );
+    let log = d.inspect("doc", "{{range .State.Health.Log}}{{.ExitCode}} {{end}}");
     assert!(log.ends_with("0"), "{log}");
     let until = format!(
         "{:.3}",
@@ -350,5 +328,5 @@ fn healthchecks_report_status_and_events() {
         "sleep",
         "300",
     ]));
-    assert!(!inspect(&d, "quiet", "{{json .State}}").contains("Health"));
+    assert!(!d.inspect("quiet", "{{json .State}}").contains("Health"));
 }

@@ -4,74 +4,13 @@
 //! holds, or under `script`) and berth, against both runtimes.
 
 use std::io::{Read, Write};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use berth_tests::pty::Pty;
-use berth_tests::{is_root, ok, text, Daemon};
+use berth_tests::{eventually, is_root, ok, text, with_input, Daemon};
 
 const T: Duration = Duration::from_secs(30);
-
-/// Runs `cmd` with `input` on its stdin (then closed), at most 60 s.
-fn with_input(mut cmd: Command, input: &[u8]) -> Output {
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    let mut stdin = child.stdin.take().unwrap();
-    let input = input.to_vec();
-    let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(&input);
-    });
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let out = std::thread::spawn(move || {
-        let mut b = Vec::new();
-        let _ = stdout.read_to_end(&mut b);
-        b
-    });
-    let err = std::thread::spawn(move || {
-        let mut b = Vec::new();
-        let _ = stderr.read_to_end(&mut b);
-        b
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{cmd:?} did not finish within 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    writer.join().unwrap();
-    Output {
-        status,
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
-    }
-}
-
-fn inspect(d: &Daemon, name: &str, format: &str) -> String {
-    ok(&d.docker(&["inspect", "-f", format, name]))
-        .trim()
-        .to_string()
-}
-
-/// Polls `cond` until it holds, at most `timeout`.
-fn eventually(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if cond() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    cond()
-}
 
 fn piped_stdin(runtime: &str) {
     let d = Daemon::start_with_runtime(runtime);
@@ -180,16 +119,13 @@ fn run_it_session_with_resizes() {
         };
         let mut term = Pty::spawn(cmd, 24, 80);
         term.expect("# ", T);
-        term.send(b"stty size\r");
-        term.expect("24 80", T);
+        term.expect_size(24, 80, T);
         // The CLI notices SIGWINCH and resizes; the shell's `stty` sees the new size.
         term.resize(40, 120);
-        std::thread::sleep(Duration::from_millis(500));
-        term.send(b"stty size\r");
-        term.expect("40 120", T);
+        term.expect_size(40, 120, T);
         // A program waiting on SIGWINCH gets it.
-        term.send(b"trap 'echo got-winch' WINCH; sleep 5 & wait\r");
-        std::thread::sleep(Duration::from_millis(500));
+        term.send(b"trap 'echo got-winch' WINCH; echo trap-$((1+1))-set; sleep 5 & wait\r");
+        term.expect("trap-2-set", T);
         term.resize(30, 100);
         term.expect("got-winch", T);
         term.send(b"exit 3\r");
@@ -213,15 +149,38 @@ fn detach_keys_and_two_attached_clients() {
     run.expect("# ", T);
     run.send(b"\x10\x11");
     assert_eq!(run.wait(T).code(), Some(0), "{}", run.output());
-    assert_eq!(inspect(&d, "shell", "{{.State.Status}}"), "running");
+    assert_eq!(d.docker_inspect("shell", "{{.State.Status}}"), "running");
+    // berth too; the detach must not close the container's stdin (run -i is StdinOnce).
+    let mut run = Pty::spawn(
+        d.berth_cmd(&["run", "-it", "--name", "shell2", "busybox", "sh"]),
+        24,
+        80,
+    );
+    run.expect("# ", T);
+    run.send(b"\x10\x11");
+    assert_eq!(run.wait(T).code(), Some(0), "{}", run.output());
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(d.docker_inspect("shell2", "{{.State.Status}}"), "running");
+    ok(&d.docker(&["rm", "-f", "shell2"]));
 
     // Two clients at once: both see what the shell prints.
     let mut a = Pty::spawn(d.docker_cmd(&["attach", "shell"]), 24, 80);
     let mut b = Pty::spawn(d.berth_cmd(&["attach", "shell"]), 24, 80);
-    std::thread::sleep(Duration::from_millis(700));
-    a.send(b"echo marker-$((6*7))\r");
-    a.expect("marker-42", T);
-    b.expect("marker-42", T);
+    // Neither says when it is attached: send markers through `a` until `b` shows one.
+    let deadline = std::time::Instant::now() + T;
+    for i in 1.. {
+        a.send(format!("echo marker-$(({i}*7))-end\r").as_bytes());
+        let marker = format!("marker-{}-end", i * 7);
+        if b.try_expect(&marker, Duration::from_millis(500)) {
+            a.expect(&marker, T);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the second client never showed the shell's output: {}",
+            b.output()
+        );
+    }
     // The keys detach one; the other stays.
     b.send(b"\x10\x11");
     let st = b.wait(T);
@@ -235,7 +194,7 @@ fn detach_keys_and_two_attached_clients() {
     a.expect("still-2", T);
     a.send(b"exit 4\r");
     assert_eq!(a.wait(T).code(), Some(4), "{}", a.output());
-    assert_eq!(inspect(&d, "shell", "{{.State.ExitCode}}"), "4");
+    assert_eq!(d.docker_inspect("shell", "{{.State.ExitCode}}"), "4");
 
     // --detach-keys, on a restarted container through start -a -i.
     let mut s = Pty::spawn(
@@ -246,7 +205,7 @@ fn detach_keys_and_two_attached_clients() {
     s.expect("# ", T);
     s.send(b"\x18x");
     assert_eq!(s.wait(T).code(), Some(0), "{}", s.output());
-    assert_eq!(inspect(&d, "shell", "{{.State.Status}}"), "running");
+    assert_eq!(d.docker_inspect("shell", "{{.State.Status}}"), "running");
     ok(&d.docker(&["rm", "-f", "shell"]));
 }
 
@@ -305,7 +264,7 @@ fn start_a_i_and_attach_with_piped_stdin() {
     let mut rest = Vec::new();
     s.read_to_end(&mut rest)
         .expect("the session ends with its input");
-    assert_eq!(inspect(&d, "open", "{{.State.Status}}"), "running");
+    assert_eq!(d.docker_inspect("open", "{{.State.Status}}"), "running");
     let out = with_input(d.berth_cmd(&["attach", "open"]), b"second\n");
     assert_eq!(out.status.code(), Some(6), "{}", text(&out.stderr));
     assert_eq!(ok(&d.docker(&["logs", "open"])), "got first second\n");
@@ -364,7 +323,7 @@ fn fds(pid: i32) -> usize {
 
 /// The pid of a running container's shim, from its record.
 fn shim_pid(d: &Daemon, name: &str) -> i32 {
-    let id = inspect(d, name, "{{.Id}}");
+    let id = d.docker_inspect(name, "{{.Id}}");
     let rec = std::fs::read_to_string(
         d.data_root()
             .join("containers")
@@ -385,7 +344,7 @@ fn resize_bad_input_and_clients_that_vanish() {
     ok(&d.docker(&["run", "-d", "-t", "--name", "tt", "busybox", "sleep", "300"]));
     // The size as the container's terminal has it, read from the host through the
     // container's first process (busybox's stty prints nothing for 0 0).
-    let pid = inspect(&d, "tt", "{{.State.Pid}}");
+    let pid = d.docker_inspect("tt", "{{.State.Pid}}");
     let size = |_: &Daemon| {
         let mut cmd = Command::new("stty");
         cmd.args(["-F", &format!("/proc/{pid}/fd/0"), "size"]);
@@ -484,10 +443,10 @@ fn resize_bad_input_and_clients_that_vanish() {
         fds(shim),
         shim_before
     );
-    assert_eq!(inspect(&d, "chatty", "{{.State.Status}}"), "running");
+    assert_eq!(d.docker_inspect("chatty", "{{.State.Status}}"), "running");
     // The log still grows: nobody is stuck on a vanished client.
     let len = |d: &Daemon| {
-        std::fs::metadata(inspect(d, "chatty", "{{.LogPath}}"))
+        std::fs::metadata(d.docker_inspect("chatty", "{{.LogPath}}"))
             .map(|m| m.len())
             .unwrap_or(0)
     };
@@ -577,7 +536,7 @@ fn api_clients_detach_with_the_keys_too() {
         s.write_all(keys).unwrap();
         let mut rest = Vec::new();
         s.read_to_end(&mut rest).expect("the connection closes");
-        assert_eq!(inspect(&d, "sh1", "{{.State.Status}}"), "running");
+        assert_eq!(d.docker_inspect("sh1", "{{.State.Status}}"), "running");
     }
     let until = format!(
         "{}",
