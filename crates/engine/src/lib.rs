@@ -20,6 +20,7 @@ pub mod process;
 pub mod rootfs;
 pub mod spec;
 pub mod system;
+pub(crate) mod tarfs;
 
 pub use caller::Caller;
 pub use config::EngineConfig;

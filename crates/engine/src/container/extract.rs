@@ -31,14 +31,13 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::rc::Rc;
 
-use rustix::fs::{
-    self as rfs, AtFlags, FileType, Gid, Mode, OFlags, Timespec, Timestamps, Uid, XattrFlags,
-};
+use rustix::fs::{self as rfs, AtFlags, FileType, Gid, Mode, OFlags, Timestamps, Uid, XattrFlags};
 use rustix::io::Errno;
 use tar::EntryType;
 
 use super::archive::ArchiveError;
 use super::fsroot::{is_pseudo_fs, join_abs, open_dir_in};
+use crate::tarfs::{self, clean, clean_onto, xattr_result, Meta};
 
 /// The most entries one upload may hold.
 pub const MAX_ENTRIES: u64 = 1 << 20;
@@ -46,8 +45,6 @@ pub const MAX_ENTRIES: u64 = 1 << 20;
 pub const MAX_EXTENSION: u64 = 1 << 20;
 /// Bytes charged per entry for its metadata (a tar header's worth).
 const ENTRY_COST: u64 = 512;
-const PAX_XATTR_PREFIX: &[u8] = b"SCHILY.xattr.";
-const OVERLAY_XATTR_PREFIX: &[u8] = b"trusted.overlay.";
 
 /// Who owns what is extracted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -186,24 +183,6 @@ struct Extractor<'a> {
     buf: Vec<u8>,
 }
 
-/// The metadata of one entry.
-struct Meta {
-    uid: u32,
-    gid: u32,
-    mode: u32,
-    mtime: Timespec,
-    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
-}
-
-impl Meta {
-    fn times(&self) -> Timestamps {
-        Timestamps {
-            last_access: self.mtime,
-            last_modification: self.mtime,
-        }
-    }
-}
-
 impl Extractor<'_> {
     /// A failure while reading the archive: the guard's own refusal if it stopped the read.
     fn stream_error(&self, e: io::Error) -> ArchiveError {
@@ -243,7 +222,7 @@ impl Extractor<'_> {
         }
         let raw = self.renamed(&entry.path_bytes());
         let shown = String::from_utf8_lossy(&raw).into_owned();
-        let rel = clean_relative(&raw).ok_or_else(|| ArchiveError::Breakout {
+        let rel = clean(&raw).ok_or_else(|| ArchiveError::Breakout {
             message: format!("{shown:?} is outside of {:?}", self.dest_shown),
         })?;
         let meta = self.meta(entry, &shown)?;
@@ -280,7 +259,8 @@ impl Extractor<'_> {
                     });
                 }
                 if !(existing_dir && is_dir) {
-                    remove_node(&parent, name, existing_dir).map_err(|e| io_err(&shown, e))?;
+                    tarfs::remove_node(&parent, name, existing_dir)
+                        .map_err(|e| io_err(&shown, e))?;
                 }
             }
             Err(Errno::NOENT) => {}
@@ -293,31 +273,17 @@ impl Extractor<'_> {
                     Ok(()) | Err(Errno::EXIST) => {}
                     Err(e) => return Err(io_err(&shown, e)),
                 }
-                let fd = rfs::openat(
-                    &parent,
-                    name,
-                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                    Mode::empty(),
-                )
-                .map_err(|e| io_err(&shown, e))?;
-                self.set_fd_meta(&fd, &meta, &shown)?;
+                let fd = tarfs::open_dir_at(&parent, name).map_err(|e| io_err(&shown, e))?;
+                tarfs::set_fd_meta(&fd, self.owner(&meta), &meta, &shown)
+                    .map_err(|e| io_err(&shown, e))?;
                 self.dir_times.insert(full, meta.times());
             }
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
-                let fd = rfs::openat(
-                    &parent,
-                    name,
-                    OFlags::WRONLY
-                        | OFlags::CREATE
-                        | OFlags::EXCL
-                        | OFlags::NOFOLLOW
-                        | OFlags::CLOEXEC,
-                    Mode::from_raw_mode(0o600),
-                )
-                .map_err(|e| io_err(&shown, e))?;
-                let mut file = File::from(fd);
+                let mut file =
+                    tarfs::create_file_at(&parent, name).map_err(|e| io_err(&shown, e))?;
                 self.copy_data(entry, &mut file, &shown)?;
-                self.set_fd_meta(&file, &meta, &shown)?;
+                tarfs::set_fd_meta(&file, self.owner(&meta), &meta, &shown)
+                    .map_err(|e| io_err(&shown, e))?;
                 rfs::futimens(&file, &meta.times()).map_err(|e| io_err(&shown, e))?;
             }
             EntryType::Symlink => {
@@ -336,31 +302,7 @@ impl Extractor<'_> {
                 self.charge(target.len() as u64)?;
                 rfs::symlinkat(OsStr::from_bytes(&target), &parent, name)
                     .map_err(|e| io_err(&shown, e))?;
-                if let Some((uid, gid)) = self.owner(&meta) {
-                    rfs::chownat(
-                        &parent,
-                        name,
-                        Some(Uid::from_raw(uid)),
-                        Some(Gid::from_raw(gid)),
-                        AtFlags::SYMLINK_NOFOLLOW,
-                    )
-                    .map_err(|e| io_err(&shown, e))?;
-                }
-                if !meta.xattrs.is_empty() {
-                    let path = format!("/proc/self/fd/{}/", parent.as_raw_fd());
-                    let mut path = path.into_bytes();
-                    path.extend_from_slice(name.as_bytes());
-                    for (key, value) in &meta.xattrs {
-                        let r = rfs::lsetxattr(
-                            OsStr::from_bytes(&path),
-                            OsStr::from_bytes(key),
-                            value,
-                            XattrFlags::empty(),
-                        );
-                        xattr_result(r, key, &shown)?;
-                    }
-                }
-                rfs::utimensat(&parent, name, &meta.times(), AtFlags::SYMLINK_NOFOLLOW)
+                tarfs::set_meta_at(&parent, name, self.owner(&meta), &meta, false, &shown)
                     .map_err(|e| io_err(&shown, e))?;
             }
             EntryType::Link => {
@@ -371,7 +313,7 @@ impl Extractor<'_> {
                         String::from_utf8_lossy(&target)
                     ),
                 };
-                let target_rel = clean_relative(&target).ok_or_else(breakout)?;
+                let target_rel = clean(&target).ok_or_else(breakout)?;
                 let Some((target_name, target_dir)) = target_rel.split_last() else {
                     return Err(breakout());
                 };
@@ -435,7 +377,7 @@ impl Extractor<'_> {
                         value,
                         XattrFlags::empty(),
                     );
-                    xattr_result(r, key, &shown)?;
+                    xattr_result(r, key, &shown).map_err(|e| io_err(&shown, e))?;
                 }
                 rfs::utimensat(rfs::CWD, path.as_str(), &meta.times(), AtFlags::empty())
                     .map_err(|e| io_err(&shown, e))?;
@@ -509,43 +451,11 @@ impl Extractor<'_> {
             Err(_) if blank(&h.as_old().mtime) => 0,
             t => t.map_err(ArchiveError::archive)?,
         };
-        let mut meta = Meta {
-            uid,
-            gid,
-            mode,
-            mtime: Timespec {
-                tv_sec: i64::try_from(secs).unwrap_or(i64::MAX),
-                tv_nsec: 0,
-            },
-            xattrs: Vec::new(),
-        };
-        if let Some(extensions) = entry.pax_extensions().map_err(ArchiveError::archive)? {
-            for ext in extensions {
-                let ext = ext.map_err(ArchiveError::archive)?;
-                if let Some(name) = ext.key_bytes().strip_prefix(PAX_XATTR_PREFIX) {
-                    // overlayfs's own attributes would change how the layers merge.
-                    if !name.starts_with(OVERLAY_XATTR_PREFIX) {
-                        meta.xattrs
-                            .push((name.to_vec(), ext.value_bytes().to_vec()));
-                    }
-                }
-            }
-        }
+        let mut meta = Meta::new(uid, gid, mode, secs);
+        // Only the header's whole-second mtime is applied here; PAX times are not read.
+        meta.read_pax(entry, false, shown)
+            .map_err(ArchiveError::archive)?;
         Ok(meta)
-    }
-
-    /// Owner, then mode (a chown clears setuid), then xattrs of a file or directory.
-    fn set_fd_meta(&self, fd: &impl AsFd, meta: &Meta, shown: &str) -> Result<(), ArchiveError> {
-        if let Some((uid, gid)) = self.owner(meta) {
-            rfs::fchown(fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
-                .map_err(|e| io_err(shown, e))?;
-        }
-        rfs::fchmod(fd, Mode::from_raw_mode(meta.mode)).map_err(|e| io_err(shown, e))?;
-        for (key, value) in &meta.xattrs {
-            let r = rfs::fsetxattr(fd, OsStr::from_bytes(key), value, XattrFlags::empty());
-            xattr_result(r, key, shown)?;
-        }
-        Ok(())
     }
 
     fn copy_data(
@@ -588,16 +498,8 @@ impl Extractor<'_> {
                                 // It exists yet does not resolve: a dangling symlink.
                                 Err(e) => return Err(io_err(&join_abs(&comps[..=i]), e)),
                             }
-                            let dir = rfs::openat(
-                                &fd,
-                                name,
-                                OFlags::RDONLY
-                                    | OFlags::DIRECTORY
-                                    | OFlags::NOFOLLOW
-                                    | OFlags::CLOEXEC,
-                                Mode::empty(),
-                            )
-                            .map_err(|e| io_err(shown, e))?;
+                            let dir =
+                                tarfs::open_dir_at(&fd, name).map_err(|e| io_err(shown, e))?;
                             rfs::fchmod(&dir, Mode::from_raw_mode(0o755))
                                 .map_err(|e| io_err(shown, e))?;
                             dir
@@ -643,76 +545,6 @@ impl Extractor<'_> {
             }
         }
         Ok(())
-    }
-}
-
-/// Removes whatever is at `parent/name`, never following a symlink.
-fn remove_node(parent: &OwnedFd, name: &OsStr, is_dir: bool) -> rustix::io::Result<()> {
-    if !is_dir {
-        return rfs::unlinkat(parent, name, AtFlags::empty());
-    }
-    let dir = rfs::openat(
-        parent,
-        name,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
-    let mut children = Vec::new();
-    for entry in rfs::Dir::read_from(&dir)? {
-        let entry = entry?;
-        let child = entry.file_name().to_bytes();
-        if child != b"." && child != b".." {
-            children.push(child.to_vec());
-        }
-    }
-    for child in children {
-        let child = OsStr::from_bytes(&child);
-        let st = rfs::statat(&dir, child, AtFlags::SYMLINK_NOFOLLOW)?;
-        remove_node(
-            &dir,
-            child,
-            FileType::from_raw_mode(st.st_mode) == FileType::Directory,
-        )?;
-    }
-    rfs::unlinkat(parent, name, AtFlags::REMOVEDIR)
-}
-
-/// Cleans a relative archive name; `None` when it climbs above its directory.
-pub(crate) fn clean_relative(raw: &[u8]) -> Option<Vec<Vec<u8>>> {
-    let mut out = Vec::new();
-    clean_onto(&mut out, raw)?;
-    Some(out)
-}
-
-/// Applies the components of `raw` to `base` lexically; `None` when it climbs above `base`'s
-/// starting point.
-fn clean_onto(base: &mut Vec<Vec<u8>>, raw: &[u8]) -> Option<()> {
-    for comp in raw.split(|&b| b == b'/') {
-        match comp {
-            b"" | b"." => {}
-            b".." => {
-                base.pop()?;
-            }
-            c => base.push(c.to_vec()),
-        }
-    }
-    Some(())
-}
-
-/// Like dockerd, an xattr the file system or the kernel refuses is a warning, not a failure.
-fn xattr_result(r: rustix::io::Result<()>, key: &[u8], shown: &str) -> Result<(), ArchiveError> {
-    match r {
-        Ok(()) => Ok(()),
-        Err(e @ (Errno::NOTSUP | Errno::PERM)) => {
-            tracing::warn!(
-                path = shown,
-                xattr = %String::from_utf8_lossy(key),
-                error = %e,
-                "ignoring an xattr the file system does not take"
-            );
-            Ok(())
-        }
-        Err(e) => Err(io_err(shown, e)),
     }
 }
 
@@ -919,21 +751,6 @@ fn tar_pax_size(block: &[u8]) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names_may_not_climb_out() {
-        assert_eq!(
-            clean_relative(b"./a//b/../c"),
-            Some(vec![b"a".to_vec(), b"c".to_vec()])
-        );
-        assert_eq!(clean_relative(b"../../etc/passwd"), None);
-        assert_eq!(clean_relative(b"a/../../x"), None);
-        assert_eq!(
-            clean_relative(b"/abs/x"),
-            Some(vec![b"abs".to_vec(), b"x".to_vec()])
-        );
-        assert_eq!(clean_relative(b"./"), Some(vec![]));
-    }
 
     #[test]
     fn pax_sizes_and_numbers_parse() {

@@ -475,7 +475,7 @@ impl Spool {
 
 /// An archive member's path, cleaned (`./a//b` is `a/b`); `None` if it climbs out or is empty.
 fn clean_member(raw: &[u8]) -> Option<String> {
-    let parts = super::unpack::clean(raw)?;
+    let parts = crate::tarfs::clean(raw)?;
     if parts.is_empty() {
         return None;
     }

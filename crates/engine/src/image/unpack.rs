@@ -35,25 +35,23 @@ use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rustix::fs::{
-    self as rfs, AtFlags, FileType, Gid, Mode, OFlags, ResolveFlags, Timespec, Timestamps, Uid,
-    XattrFlags,
+    self as rfs, AtFlags, FileType, Gid, Mode, OFlags, ResolveFlags, Timestamps, Uid, XattrFlags,
 };
 use rustix::io::Errno;
 use tar::EntryType;
 
+use crate::tarfs::{self, clean, Components, Meta};
 use crate::ErrorKind;
 
 const WHITEOUT_PREFIX: &[u8] = b".wh.";
 const WHITEOUT_META_PREFIX: &[u8] = b".wh..wh.";
 const WHITEOUT_OPAQUE: &[u8] = b".wh..wh..opq";
 const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
-const OVERLAY_XATTR_PREFIX: &[u8] = b"trusted.overlay.";
-const PAX_XATTR_PREFIX: &[u8] = b"SCHILY.xattr.";
 
 /// Why a layer could not be unpacked.
 #[derive(Debug, thiserror::Error)]
@@ -146,9 +144,6 @@ pub fn unpack_layer(reader: &mut dyn Read, dest: &Path) -> Result<UnpackStats, U
     })
 }
 
-/// A cleaned relative path: its components, none of them empty, `.` or `..`.
-pub(crate) type Components = Vec<Vec<u8>>;
-
 struct LayerUnpacker {
     /// The layer directory; every path is resolved beneath it.
     root: OwnedFd,
@@ -158,75 +153,26 @@ struct LayerUnpacker {
     buf: Vec<u8>,
 }
 
-/// The metadata of one entry, header and PAX records merged.
-struct Meta {
-    uid: u32,
-    gid: u32,
-    mode: u32,
-    mtime: Timespec,
-    atime: Option<Timespec>,
-    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
-}
-
-impl Meta {
-    fn read<R: Read>(entry: &mut tar::Entry<'_, R>, shown: &str) -> Result<Self, UnpackError> {
-        let header = entry.header();
-        let id = |v: u64| -> Result<u32, UnpackError> {
-            u32::try_from(v)
-                .ok()
-                .filter(|&v| v != u32::MAX)
-                .ok_or_else(|| {
-                    archive_error(io::Error::other(format!(
-                        "owner of {shown:?} is out of range"
-                    )))
-                })
-        };
-        let uid = id(header.uid().map_err(archive_error)?)?;
-        let gid = id(header.gid().map_err(archive_error)?)?;
-        let mode = header.mode().map_err(archive_error)? & 0o7777;
-        let secs = header.mtime().map_err(archive_error)?;
-        let mut meta = Self {
-            uid,
-            gid,
-            mode,
-            mtime: Timespec {
-                tv_sec: i64::try_from(secs).unwrap_or(i64::MAX),
-                tv_nsec: 0,
-            },
-            atime: None,
-            xattrs: Vec::new(),
-        };
-        if let Some(extensions) = entry.pax_extensions().map_err(archive_error)? {
-            for ext in extensions {
-                let ext = ext.map_err(archive_error)?;
-                let (key, value) = (ext.key_bytes(), ext.value_bytes());
-                match key {
-                    b"mtime" => meta.mtime = pax_time(value).unwrap_or(meta.mtime),
-                    b"atime" => meta.atime = pax_time(value),
-                    _ => {
-                        if let Some(name) = key.strip_prefix(PAX_XATTR_PREFIX) {
-                            if name.starts_with(OVERLAY_XATTR_PREFIX) {
-                                tracing::debug!(
-                                    path = shown,
-                                    "dropping an overlay xattr from a layer"
-                                );
-                            } else {
-                                meta.xattrs.push((name.to_vec(), value.to_vec()));
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        Ok(meta)
-    }
-
-    fn times(&self) -> Timestamps {
-        Timestamps {
-            last_access: self.atime.unwrap_or(self.mtime),
-            last_modification: self.mtime,
-        }
-    }
+/// An entry's metadata, header and PAX records (times too) merged.
+fn read_meta<R: Read>(entry: &mut tar::Entry<'_, R>, shown: &str) -> Result<Meta, UnpackError> {
+    let header = entry.header();
+    let id = |v: u64| -> Result<u32, UnpackError> {
+        u32::try_from(v)
+            .ok()
+            .filter(|&v| v != u32::MAX)
+            .ok_or_else(|| {
+                archive_error(io::Error::other(format!(
+                    "owner of {shown:?} is out of range"
+                )))
+            })
+    };
+    let uid = id(header.uid().map_err(archive_error)?)?;
+    let gid = id(header.gid().map_err(archive_error)?)?;
+    let mode = header.mode().map_err(archive_error)? & 0o7777;
+    let secs = header.mtime().map_err(archive_error)?;
+    let mut meta = Meta::new(uid, gid, mode, secs);
+    meta.read_pax(entry, true, shown).map_err(archive_error)?;
+    Ok(meta)
 }
 
 impl LayerUnpacker {
@@ -249,7 +195,7 @@ impl LayerUnpacker {
         let comps = clean(&raw).ok_or_else(|| UnpackError::Breakout {
             path: shown.clone(),
         })?;
-        let meta = Meta::read(entry, &shown)?;
+        let meta = read_meta(entry, &shown)?;
 
         let Some((name, dir)) = comps.split_last() else {
             // The layer root itself: only its metadata can change.
@@ -287,30 +233,14 @@ impl LayerUnpacker {
                     rfs::mkdirat(&parent, name, Mode::from_raw_mode(0o700))
                         .map_err(|e| io_error(&shown, e))?;
                 }
-                let fd = rfs::openat(
-                    &parent,
-                    name,
-                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                    Mode::empty(),
-                )
-                .map_err(|e| io_error(&shown, e))?;
+                let fd = tarfs::open_dir_at(&parent, name).map_err(|e| io_error(&shown, e))?;
                 set_fd_meta(&fd, &meta, &shown)?;
                 self.dir_times.insert(comps.clone(), meta.times());
             }
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
                 self.clear(&parent, name, false, &shown)?;
-                let fd = rfs::openat(
-                    &parent,
-                    name,
-                    OFlags::WRONLY
-                        | OFlags::CREATE
-                        | OFlags::EXCL
-                        | OFlags::NOFOLLOW
-                        | OFlags::CLOEXEC,
-                    Mode::from_raw_mode(0o600),
-                )
-                .map_err(|e| io_error(&shown, e))?;
-                let mut file = File::from(fd);
+                let mut file =
+                    tarfs::create_file_at(&parent, name).map_err(|e| io_error(&shown, e))?;
                 self.copy_content(entry, &mut file, &shown)?;
                 set_fd_meta(&file, &meta, &shown)?;
                 rfs::futimens(&file, &meta.times()).map_err(|e| io_error(&shown, e))?;
@@ -377,7 +307,8 @@ impl LayerUnpacker {
     }
 
     /// Owner, mode (for `chmod`able nodes), xattrs and times of a node just created under
-    /// `parent`, which is never followed if it is a symlink.
+    /// `parent`, which is never followed if it is a symlink. The mode follows a symlink, but
+    /// this is the device or fifo just made, in a directory only this unpacker writes to.
     fn set_node_meta(
         &self,
         parent: &OwnedFd,
@@ -386,37 +317,8 @@ impl LayerUnpacker {
         chmod: bool,
         shown: &str,
     ) -> Result<(), UnpackError> {
-        let err = |e| io_error(shown, e);
-        rfs::chownat(
-            parent,
-            name,
-            Some(Uid::from_raw(meta.uid)),
-            Some(Gid::from_raw(meta.gid)),
-            AtFlags::SYMLINK_NOFOLLOW,
-        )
-        .map_err(err)?;
-        if chmod {
-            // Follows a symlink, but this is the device or fifo just made, in a directory
-            // only this unpacker writes to (Linux has no lchmod).
-            rfs::chmodat(
-                parent,
-                name,
-                Mode::from_raw_mode(meta.mode),
-                AtFlags::empty(),
-            )
-            .map_err(err)?;
-        }
-        if !meta.xattrs.is_empty() {
-            // No descriptor of a symlink or device can carry xattrs, so name the node through
-            // its directory's descriptor: lsetxattr does not follow the last component.
-            let mut path = PathBuf::from(format!("/proc/self/fd/{}", parent.as_raw_fd()));
-            path.push(name);
-            for (key, value) in &meta.xattrs {
-                let r = rfs::lsetxattr(&path, OsStr::from_bytes(key), value, XattrFlags::empty());
-                xattr_result(r, key, shown)?;
-            }
-        }
-        rfs::utimensat(parent, name, &meta.times(), AtFlags::SYMLINK_NOFOLLOW).map_err(err)
+        tarfs::set_meta_at(parent, name, Some((meta.uid, meta.gid)), meta, chmod, shown)
+            .map_err(|e| io_error(shown, e))
     }
 
     fn hard_link(
@@ -572,14 +474,11 @@ impl LayerUnpacker {
             Err(Errno::NOENT) => return Ok(false),
             Err(e) => return Err(err(e)),
         };
-        if FileType::from_raw_mode(stat.st_mode) == FileType::Directory {
-            if keep_dir {
-                return Ok(true);
-            }
-            remove_tree(parent, name).map_err(err)?;
-        } else {
-            rfs::unlinkat(parent, name, AtFlags::empty()).map_err(err)?;
+        let is_dir = FileType::from_raw_mode(stat.st_mode) == FileType::Directory;
+        if is_dir && keep_dir {
+            return Ok(true);
         }
+        tarfs::remove_node(parent, name, is_dir).map_err(err)?;
         Ok(false)
     }
 
@@ -609,113 +508,9 @@ impl LayerUnpacker {
     }
 }
 
-/// Owner, then mode (a chown clears setuid), then xattrs (a chown clears
-/// `security.capability`) of an open file or directory.
+/// Owner (the archive's), then mode, then xattrs of an open file or directory.
 fn set_fd_meta(fd: &impl AsFd, meta: &Meta, shown: &str) -> Result<(), UnpackError> {
-    let err = |e| io_error(shown, e);
-    rfs::fchown(
-        fd,
-        Some(Uid::from_raw(meta.uid)),
-        Some(Gid::from_raw(meta.gid)),
-    )
-    .map_err(err)?;
-    rfs::fchmod(fd, Mode::from_raw_mode(meta.mode)).map_err(err)?;
-    for (key, value) in &meta.xattrs {
-        let r = rfs::fsetxattr(fd, OsStr::from_bytes(key), value, XattrFlags::empty());
-        xattr_result(r, key, shown)?;
-    }
-    Ok(())
-}
-
-/// Like dockerd, an xattr the file system or the kernel refuses is a warning, not a failure.
-fn xattr_result(r: rustix::io::Result<()>, key: &[u8], shown: &str) -> Result<(), UnpackError> {
-    match r {
-        Ok(()) => Ok(()),
-        Err(e @ (Errno::NOTSUP | Errno::PERM)) => {
-            tracing::warn!(
-                path = shown,
-                xattr = %String::from_utf8_lossy(key),
-                error = %e,
-                "ignoring an xattr the file system does not take"
-            );
-            Ok(())
-        }
-        Err(e) => Err(io_error(shown, e)),
-    }
-}
-
-/// Removes `parent/name` and everything under it, never following a symlink.
-fn remove_tree(parent: &OwnedFd, name: &OsStr) -> rustix::io::Result<()> {
-    let dir = rfs::openat(
-        parent,
-        name,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
-    let mut children = Vec::new();
-    for entry in rfs::Dir::read_from(&dir)? {
-        let entry = entry?;
-        let child = entry.file_name().to_bytes();
-        if child != b"." && child != b".." {
-            children.push(child.to_vec());
-        }
-    }
-    for child in children {
-        let child = OsStr::from_bytes(&child);
-        let stat = rfs::statat(&dir, child, AtFlags::SYMLINK_NOFOLLOW)?;
-        if FileType::from_raw_mode(stat.st_mode) == FileType::Directory {
-            remove_tree(&dir, child)?;
-        } else {
-            rfs::unlinkat(&dir, child, AtFlags::empty())?;
-        }
-    }
-    rfs::unlinkat(parent, name, AtFlags::REMOVEDIR)
-}
-
-/// Cleans a tar path lexically, as Go's `filepath.Clean` does relative to the root;
-/// `None` when it climbs above the root.
-pub(crate) fn clean(raw: &[u8]) -> Option<Components> {
-    let mut out: Components = Vec::new();
-    for comp in raw.split(|&b| b == b'/') {
-        match comp {
-            b"" | b"." => {}
-            b".." => {
-                out.pop()?;
-            }
-            c => out.push(c.to_vec()),
-        }
-    }
-    Some(out)
-}
-
-/// A PAX time (`1700000000.5`, `-1.25`) as seconds and nanoseconds.
-fn pax_time(value: &[u8]) -> Option<Timespec> {
-    let s = std::str::from_utf8(value).ok()?;
-    let (negative, s) = match s.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, s),
-    };
-    let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
-    let secs: i64 = secs.parse().ok()?;
-    if !frac.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let digits: String = frac.chars().chain(std::iter::repeat('0')).take(9).collect();
-    let nanos: i64 = digits.parse().ok()?;
-    Some(match (negative, nanos) {
-        (false, n) => Timespec {
-            tv_sec: secs,
-            tv_nsec: n,
-        },
-        (true, 0) => Timespec {
-            tv_sec: -secs,
-            tv_nsec: 0,
-        },
-        (true, n) => Timespec {
-            tv_sec: -secs - 1,
-            tv_nsec: 1_000_000_000 - n,
-        },
-    })
+    tarfs::set_fd_meta(fd, Some((meta.uid, meta.gid)), meta, shown).map_err(|e| io_error(shown, e))
 }
 
 fn archive_error(source: io::Error) -> UnpackError {
@@ -733,6 +528,7 @@ fn io_error(shown: &str, e: Errno) -> UnpackError {
 pub(crate) mod tests {
     use std::fs;
     use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+    use std::path::PathBuf;
 
     use super::*;
 
@@ -1266,17 +1062,5 @@ pub(crate) mod tests {
             .unpack(&TarMaker::default().raw(h, b"").finish())
             .unwrap_err();
         assert!(matches!(err, UnpackError::Unsupported { .. }), "{err}");
-    }
-
-    #[test]
-    fn pax_time_parsing() {
-        let t = |s: &str| pax_time(s.as_bytes()).map(|t| (t.tv_sec, t.tv_nsec));
-        assert_eq!(t("12"), Some((12, 0)));
-        assert_eq!(t("12.5"), Some((12, 500_000_000)));
-        assert_eq!(t("12.1234567891"), Some((12, 123_456_789)));
-        assert_eq!(t("-1.25"), Some((-2, 750_000_000)));
-        assert_eq!(t("-3"), Some((-3, 0)));
-        assert_eq!(t("x"), None);
-        assert_eq!(t("1.x"), None);
     }
 }
