@@ -1264,3 +1264,37 @@ fn refused_uploads_are_answered_not_cut_off() {
     assert!(err.contains("Error response from daemon"), "{err}");
     still_serving(&d);
 }
+
+/// Copies from a container that is ending as they run: the record may still say running
+/// while its root is already unmounted. Each copy must see the container's files (from a
+/// root mounted for the copy if need be), and nothing stays mounted afterwards.
+#[test]
+fn copies_racing_the_end_of_a_container() {
+    let d = Daemon::start();
+    ok(&d.berth(&[
+        "run",
+        "--name",
+        "brief",
+        "busybox",
+        "sh",
+        "-c",
+        "echo made > /made",
+    ]));
+    let id = ok(&d.berth(&["inspect", "-f", "{{.Id}}", "brief"]))
+        .trim()
+        .to_string();
+    let rootfs = d.data_root().join("containers").join(&id).join("rootfs");
+    for i in 0..25 {
+        ok(&d.berth(&["start", "brief"]));
+        let out = d.berth(&["cp", "brief:/made", "-"]);
+        assert!(out.status.success(), "copy {i}: {}", text(&out.stderr));
+        assert_eq!(tar_entries(&out.stdout)[0].data, b"made\n", "copy {i}");
+    }
+    ok(&d.berth(&["wait", "brief"]));
+    assert!(
+        berth_tests::eventually(Duration::from_secs(10), || {
+            !berth_tests::mounts_under(&rootfs).contains(&rootfs)
+        }),
+        "the root stayed mounted"
+    );
+}

@@ -127,8 +127,21 @@ impl MountLease {
         }
         // The record says whether it runs; its cgroup says so even for a start by another
         // process whose record this one has not read.
-        let running = container.snapshot().state.status.is_running()
-            || !super::top::container_pids(&cgroups, &container.id).is_empty();
+        let has_pids = || !super::top::container_pids(&cgroups, &container.id).is_empty();
+        let mut recorded_running = container.snapshot().state.status.is_running();
+        if recorded_running && !has_pids() {
+            // A copy that raced the container's end: its exit is being recorded (berthd's
+            // monitor does not need this lock). Give it a moment rather than leave the root
+            // mounted; daemonless, the next command that looks records it and unmounts.
+            for _ in 0..100 {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                recorded_running = container.snapshot().state.status.is_running();
+                if !recorded_running {
+                    break;
+                }
+            }
+        }
+        let running = recorded_running || has_pids();
         if !running {
             if let Err(e) = overlay.unmount() {
                 tracing::warn!(id = %container.id, error = %e, "cannot unmount a stopped container's root after a copy");
@@ -207,38 +220,12 @@ impl Engine {
             )
         };
         if running {
-            let merged = rfs::stat(&overlay.merged).map_err(|e| cannot(e.into()))?;
-            if !crate::rootfs::is_mounted(&overlay.merged) {
-                return Err(cannot(io::Error::other(
-                    "its root file system is not mounted",
-                )));
+            if let Some(root) = live_root(container, &rec, &overlay, view).map_err(cannot)? {
+                return Ok(root);
             }
-            let pid = rec.state.processes.as_ref().map(|p| p.pid).unwrap_or(0);
-            if view == RootView::Live && pid > 0 {
-                let live = format!("/proc/{pid}/root");
-                if let Ok(fd) = rfs::open(
-                    live.as_str(),
-                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                    Mode::empty(),
-                ) {
-                    let st = rfs::fstat(&fd).map_err(|e| cannot(e.into()))?;
-                    // The process behind the pid might not be the container any more.
-                    if st.st_dev == merged.st_dev && st.st_ino == merged.st_ino {
-                        return Ok(ContainerRoot {
-                            fd,
-                            dev: st.st_dev,
-                            lease: None,
-                        });
-                    }
-                    tracing::debug!(id = %container.id, pid, "the container's pid is not the container any more");
-                }
-            }
-            let fd = open_dir(&overlay.merged).map_err(cannot)?;
-            return Ok(ContainerRoot {
-                fd,
-                dev: merged.st_dev,
-                lease: None,
-            });
+            // Recorded as running, but its root is unmounted already: the container is
+            // ending and its exit is being recorded. Copy as from a stopped container.
+            tracing::debug!(id = %container.id, "copying from a container that is ending");
         }
         let lease = MountLease::acquire(self, container, overlay.clone())?;
         let fd = open_dir(&overlay.merged).map_err(cannot)?;
@@ -249,6 +236,53 @@ impl Engine {
             lease: Some(lease),
         })
     }
+}
+
+/// The root of a running container: its first process's root for the live view (mounts
+/// included), else the mounted overlay. `None` when the overlay is not mounted any more (the
+/// container is ending). The overlay is checked after it is opened, so an unmount racing
+/// this open cannot hand out the empty directory beneath it.
+fn live_root(
+    container: &Container,
+    rec: &super::ContainerRecord,
+    overlay: &Overlay,
+    view: RootView,
+) -> io::Result<Option<ContainerRoot>> {
+    let beneath = rfs::stat(&container.dir)?;
+    let fd = match open_dir(&overlay.merged) {
+        Ok(fd) => fd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let merged = rfs::fstat(&fd)?;
+    if merged.st_dev == beneath.st_dev {
+        return Ok(None);
+    }
+    let pid = rec.state.processes.as_ref().map(|p| p.pid).unwrap_or(0);
+    if view == RootView::Live && pid > 0 {
+        let live = format!("/proc/{pid}/root");
+        if let Ok(proc_root) = rfs::open(
+            live.as_str(),
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            let st = rfs::fstat(&proc_root)?;
+            // The process behind the pid might not be the container any more.
+            if st.st_dev == merged.st_dev && st.st_ino == merged.st_ino {
+                return Ok(Some(ContainerRoot {
+                    fd: proc_root,
+                    dev: st.st_dev,
+                    lease: None,
+                }));
+            }
+            tracing::debug!(id = %container.id, pid, "the container's pid is not the container any more");
+        }
+    }
+    Ok(Some(ContainerRoot {
+        fd,
+        dev: merged.st_dev,
+        lease: None,
+    }))
 }
 
 fn open_dir(path: &Path) -> io::Result<OwnedFd> {
