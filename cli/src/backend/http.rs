@@ -691,76 +691,13 @@ impl Backend for HttpBackend {
     }
 
     async fn attach_container(&self, id: &str, opts: AttachOptions) -> Result<AttachStream> {
-        let version = self.ping_info().await?.api_version.clone();
         let query = Query::new()
             .flag("stderr", opts.stderr)
             .flag("stdin", opts.stdin)
             .flag("stdout", opts.stdout)
             .set("stream", "1");
-        let url = self.versioned(
-            &version,
-            &format!("/containers/{}/attach", path_escape(id)),
-            &query,
-        );
-        // A connection of its own: after the 101 it carries raw bytes both ways.
-        let stream = UnixStream::connect(&self.inner.socket)
-            .await
-            .map_err(|e| self.connect_error(e))?;
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake::<_, Body>(TokioIo::new(stream))
-                .await
-                .map_err(|e| BackendError::Protocol {
-                    message: format!("attach: {e}"),
-                })?;
-        tokio::spawn(conn.with_upgrades());
-        // A plain connection sends the request target in origin form (`/v1.41/...`).
-        let mut req = Request::builder()
-            .method(Method::POST)
-            .uri(url.as_str())
-            .header(HOST, "api.moby.localhost")
-            .header(USER_AGENT, USER_AGENT_VALUE)
-            .body(empty())
-            .map_err(|e| BackendError::Protocol {
-                message: format!("bad request for {url}: {e}"),
-            })?;
-        let headers = req.headers_mut();
-        headers.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
-        headers.insert(UPGRADE, HeaderValue::from_static("tcp"));
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-        headers.insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
-        let resp = sender
-            .send_request(req)
-            .await
-            .map_err(|e| BackendError::Protocol {
-                message: format!("attach: {e}"),
-            })?;
-        let status = resp.status();
-        if status.is_client_error() || status.is_server_error() {
-            return Err(error_from_response(resp, &url).await);
-        }
-        if status != StatusCode::SWITCHING_PROTOCOLS {
-            return Err(BackendError::Protocol {
-                message: format!("unable to upgrade to tcp, received {}", status.as_u16()),
-            });
-        }
-        let upgraded = hyper::upgrade::on(resp)
-            .await
-            .map_err(|e| BackendError::Protocol {
-                message: format!("attach: {e}"),
-            })?;
-        let parts =
-            upgraded
-                .downcast::<TokioIo<UnixStream>>()
-                .map_err(|_| BackendError::Protocol {
-                    message: "attach: the upgraded connection is not a Unix socket".into(),
-                })?;
-        let (read_half, write_half) = parts.io.into_inner().into_split();
-        // Bytes that arrived with the 101 headers come first.
-        let early = std::io::Cursor::new(parts.read_buf);
-        Ok(AttachStream {
-            output: Box::pin(tokio::io::AsyncReadExt::chain(early, read_half)),
-            input: Box::pin(write_half),
-        })
+        let path = format!("/containers/{}/attach", path_escape(id));
+        self.hijack(&path, query, Vec::new(), "text/plain").await
     }
 
     async fn resize_container(&self, id: &str, height: u16, width: u16) -> Result<()> {
