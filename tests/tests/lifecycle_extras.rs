@@ -190,9 +190,11 @@ fn stop_signal_and_timeout_from_the_container() {
         "busybox",
         "sh",
         "-c",
-        "trap 'echo got usr1; exit 9' USR1; while true; do sleep 0.1; done",
+        "trap 'echo got usr1; exit 9' USR1; echo trap-set; while true; do sleep 0.1; done",
     ]));
-    std::thread::sleep(Duration::from_millis(300));
+    wait_until("the trap", || {
+        text(&d.berth(&["logs", "usr1"]).stdout).contains("trap-set")
+    });
     ok(&d.berth(&["stop", "usr1"]));
     assert_eq!(d.inspect("usr1", "{{.State.ExitCode}}"), "9");
     assert!(ok(&d.berth(&["logs", "usr1"])).contains("got usr1"));
