@@ -400,7 +400,11 @@ nix::ioctl_write_ptr_bad!(set_winsize, libc::TIOCSWINSZ, libc::winsize);
 
 /// Sets a terminal's size; its foreground process group gets SIGWINCH.
 #[allow(unsafe_code)]
-fn resize(master: std::os::fd::BorrowedFd<'_>, height: u16, width: u16) -> nix::Result<()> {
+pub(crate) fn resize(
+    master: std::os::fd::BorrowedFd<'_>,
+    height: u16,
+    width: u16,
+) -> nix::Result<()> {
     let ws = libc::winsize {
         ws_row: height,
         ws_col: width,

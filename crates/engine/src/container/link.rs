@@ -88,14 +88,28 @@ impl Channel {
 /// Writes to the container's stdin: its pipe, or its terminal's master.
 pub(crate) struct StdinWriter {
     fd: tokio::sync::Mutex<Option<AsyncFd<OwnedFd>>>,
+    /// The descriptor is the terminal's master.
+    tty: bool,
 }
 
 impl StdinWriter {
-    fn new(fd: OwnedFd) -> io::Result<Self> {
+    fn new(fd: OwnedFd, tty: bool) -> io::Result<Self> {
         set_nonblocking(&fd)?;
         Ok(Self {
             fd: tokio::sync::Mutex::new(Some(async_fd(fd)?)),
+            tty,
         })
+    }
+
+    /// Sets the terminal's size through the master this writer holds, so it has taken
+    /// effect when this returns; `None` when it holds no terminal (any more).
+    async fn resize(&self, height: u16, width: u16) -> Option<io::Result<()>> {
+        if !self.tty {
+            return None;
+        }
+        let guard = self.fd.lock().await;
+        let fd = guard.as_ref()?;
+        Some(super::exec::resize(fd.get_ref().as_fd(), height, width).map_err(io::Error::from))
     }
 
     /// Writes all of `bytes`; one writer at a time, so clients' pieces do not interleave.
@@ -232,7 +246,18 @@ impl ShimLink {
     }
 
     /// Sets the container's terminal size.
+    /// Sets the container's terminal size: directly on the master the engine holds when it
+    /// has one (done when this returns, as with dockerd), else through the shim.
     pub async fn resize(&self, height: u16, width: u16) -> io::Result<()> {
+        let writer = match &*self.stdin.borrow() {
+            StdinState::Open(w) => Some(w.clone()),
+            _ => None,
+        };
+        if let Some(w) = writer {
+            if let Some(done) = w.resize(height, width).await {
+                return done;
+            }
+        }
         self.channel
             .send(&ToShim::Resize { height, width }, &[])
             .await
@@ -293,8 +318,8 @@ impl ShimLink {
             match msg {
                 FromShim::Stdout(bytes) => self.fan_out(LogStream::Stdout, bytes).await,
                 FromShim::Stderr(bytes) => self.fan_out(LogStream::Stderr, bytes).await,
-                FromShim::Stdin { .. } => {
-                    let state = match fds.pop().map(StdinWriter::new) {
+                FromShim::Stdin { tty } => {
+                    let state = match fds.pop().map(|fd| StdinWriter::new(fd, tty)) {
                         Some(Ok(w)) => StdinState::Open(Arc::new(w)),
                         Some(Err(e)) => {
                             tracing::warn!(error = %e, "cannot use the container's stdin");
