@@ -247,7 +247,8 @@ impl ShimLink {
 
     /// Sets the container's terminal size.
     /// Sets the container's terminal size: directly on the master the engine holds when it
-    /// has one (done when this returns, as with dockerd), else through the shim.
+    /// has one (the container has stdin: done when this returns, as with dockerd), else
+    /// through the shim, which applies it just after.
     pub async fn resize(&self, height: u16, width: u16) -> io::Result<()> {
         let writer = match &*self.stdin.borrow() {
             StdinState::Open(w) => Some(w.clone()),
