@@ -165,3 +165,45 @@ fn docker_logs_follow_streams_until_exit() {
     let code = ok(&d.docker(&["wait", "ticker"]));
     assert_eq!(code.trim(), "0");
 }
+
+/// `docker ps -s`: what the container wrote (`SizeRw`, each file once) and the whole root
+/// with the image (`SizeRootFs`), in docker's "12.3kB (virtual 2MB)" form.
+#[test]
+fn docker_ps_s_shows_what_a_container_wrote() {
+    let d = Daemon::start();
+    ok(&d.docker(&["run", "-d", "--name", "writer", "busybox", "sleep", "300"]));
+    ok(&d.docker(&[
+        "exec",
+        "writer",
+        "sh",
+        "-c",
+        "head -c 12345 /dev/zero > /big && ln /big /again",
+    ]));
+    let shown = ok(&d.docker(&["ps", "-s", "--format", "{{.Names}} {{.Size}}"]));
+    assert!(
+        shown.starts_with("writer 12.3kB (virtual "),
+        "docker ps -s showed {shown:?}"
+    );
+    let list = d
+        .request("GET", "/v1.41/containers/json?size=1", &[], b"")
+        .unwrap()
+        .json();
+    let rw = list[0]["SizeRw"].as_i64().unwrap();
+    assert!((12345..12345 + 4096).contains(&rw), "SizeRw {rw}");
+    let image = d
+        .request("GET", "/v1.41/images/busybox/json", &[], b"")
+        .unwrap()
+        .json()["Size"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(list[0]["SizeRootFs"].as_i64().unwrap(), image + rw);
+    // Without size=1 dockerd leaves both out.
+    let list = d
+        .request("GET", "/v1.41/containers/json", &[], b"")
+        .unwrap()
+        .json();
+    assert!(list[0].get("SizeRw").is_none_or(|v| v.is_null()), "{list}");
+    // berth's own CLI shows the same.
+    let berth = ok(&d.berth(&["ps", "-s", "--format", "{{.Size}}"]));
+    assert_eq!(berth.trim(), shown.trim().trim_start_matches("writer "));
+}

@@ -227,6 +227,7 @@ impl Backend for EngineBackend {
             all: opts.all,
             limit: opts.limit.filter(|&n| n > 0).map(|n| n as usize),
             filters: opts.filters.clone(),
+            size: opts.size,
         };
         self.engine
             .list_containers(&self.caller, &opts)

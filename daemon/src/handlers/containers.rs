@@ -42,6 +42,7 @@ pub async fn list(
         all: params.bool("all", false)?,
         limit,
         filters: params.filters()?,
+        size: params.bool("size", false)?,
     };
     Ok(Json(engine.list_containers(&caller, &opts).await?).into_response())
 }

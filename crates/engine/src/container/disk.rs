@@ -279,7 +279,7 @@ impl Engine {
         !self.watching
     }
 
-    fn containers_dir(&self) -> PathBuf {
+    pub(crate) fn containers_dir(&self) -> PathBuf {
         self.config.data_root.join("containers")
     }
 
@@ -983,6 +983,7 @@ mod tests {
                     all,
                     limit: None,
                     filters: api_types::filters::Filters::parse(filters).unwrap(),
+                    size: false,
                 };
                 let a = shared.list_containers(&caller, &opts).await.unwrap();
                 let b = owner.list_containers(&caller, &opts).await.unwrap();

@@ -1,6 +1,6 @@
 //! `inspect` and `ps`: the container as Docker shows it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use api_types::filters::Filters;
 use api_types::{
@@ -21,6 +21,8 @@ pub struct ListOptions {
     /// At most this many, newest first (implies `all`).
     pub limit: Option<usize>,
     pub filters: Filters,
+    /// Compute `SizeRw` and `SizeRootFs` (`ps -s`): a walk of each container's changes.
+    pub size: bool,
 }
 
 impl Engine {
@@ -122,7 +124,22 @@ impl Engine {
             .filter(|r| all || r.state.status.is_running() || r.state.status == Status::Restarting)
             .filter(|r| matches(r, &opts.filters))
             .take(opts.limit.unwrap_or(usize::MAX))
-            .map(|r| summary(r, now))
+            .map(|r| summary(r, now));
+        if !opts.size {
+            return Ok(out.collect());
+        }
+        let mut image_sizes = HashMap::new();
+        let out = out
+            .map(|mut c| {
+                let rw = crate::fsutil::tree_size(&self.containers_dir().join(&c.id).join("diff"));
+                let rw = i64::try_from(rw).unwrap_or(i64::MAX);
+                let image = *image_sizes
+                    .entry(c.image_id.clone())
+                    .or_insert_with(|| self.images.size_of(&c.image_id).unwrap_or(0));
+                c.size_rw = Some(rw);
+                c.size_root_fs = Some(image.saturating_add(rw));
+                c
+            })
             .collect();
         Ok(out)
     }

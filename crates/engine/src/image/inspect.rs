@@ -10,6 +10,12 @@ use super::reference::Reference;
 use super::{Image, ImageStore};
 
 impl ImageStore {
+    /// The bytes of the image `id`'s layers, as `Size` in its inspect.
+    pub fn size_of(&self, id: &str) -> Result<i64, ImageError> {
+        let config = self.read_config(id)?;
+        Ok(self.layers_of(id, &config)?.iter().map(|l| l.size).sum())
+    }
+
     /// The image `name` (tag, ID or ID prefix) as `GET /images/{name}/json` shows it.
     pub fn inspect(&self, name: &str) -> Result<ImageInspect, ImageError> {
         let id = self.lookup(name)?;
