@@ -206,4 +206,19 @@ fn docker_ps_s_shows_what_a_container_wrote() {
     // berth's own CLI shows the same.
     let berth = ok(&d.berth(&["ps", "-s", "--format", "{{.Size}}"]));
     assert_eq!(berth.trim(), shown.trim().trim_start_matches("writer "));
+    // inspect -s too, with both CLIs; without -s the sizes are not there.
+    let want = format!("{rw} {}", image + rw);
+    let format = "{{.SizeRw}} {{.SizeRootFs}}";
+    assert_eq!(
+        ok(&d.docker(&["inspect", "-s", "-f", format, "writer"])).trim(),
+        want
+    );
+    assert_eq!(
+        ok(&d.berth(&["inspect", "-s", "-f", format, "writer"])).trim(),
+        want
+    );
+    assert_eq!(
+        ok(&d.docker(&["inspect", "-f", "{{json .SizeRw}}", "writer"])).trim(),
+        "null"
+    );
 }

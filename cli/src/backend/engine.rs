@@ -167,6 +167,17 @@ async fn with_blocking_reader<T: Send + 'static>(
         .map_err(refused)
 }
 
+/// A container's inspect with the raw JSON the HTTP backend would have read.
+fn inspected_container(value: ContainerInspect) -> Result<Inspected<ContainerInspect>> {
+    let raw = serde_json::to_vec(&value).map_err(|e| BackendError::Protocol {
+        message: format!("cannot encode the container: {e}"),
+    })?;
+    Ok(Inspected {
+        value,
+        raw: raw.into(),
+    })
+}
+
 impl Backend for EngineBackend {
     async fn ping(&self) -> Result<PingInfo> {
         Ok(PingInfo {
@@ -213,13 +224,16 @@ impl Backend for EngineBackend {
             .inspect_container(&self.caller, id)
             .await
             .map_err(refused)?;
-        let raw = serde_json::to_vec(&value).map_err(|e| BackendError::Protocol {
-            message: format!("cannot encode the container: {e}"),
-        })?;
-        Ok(Inspected {
-            value,
-            raw: raw.into(),
-        })
+        inspected_container(value)
+    }
+
+    async fn inspect_container_with_size(&self, id: &str) -> Result<Inspected<ContainerInspect>> {
+        let value = self
+            .engine
+            .inspect_container_with_size(&self.caller, id)
+            .await
+            .map_err(refused)?;
+        inspected_container(value)
     }
 
     async fn list_containers(&self, opts: &ContainerListOptions) -> Result<Vec<ContainerSummary>> {

@@ -348,10 +348,8 @@ impl HttpBackend {
         Ok(())
     }
 
-    async fn inspect<T: DeserializeOwned>(&self, path: &str) -> Result<Inspected<T>> {
-        let resp = self
-            .send(Method::GET, path, Query::new(), empty(), &[])
-            .await?;
+    async fn inspect<T: DeserializeOwned>(&self, path: &str, query: Query) -> Result<Inspected<T>> {
+        let resp = self.send(Method::GET, path, query, empty(), &[]).await?;
         let raw = read_bytes(resp).await?;
         let value = serde_json::from_slice(&raw).map_err(|e| BackendError::Protocol {
             message: format!("cannot read the daemon's answer to {path}: {e}"),
@@ -547,8 +545,13 @@ impl Backend for HttpBackend {
     }
 
     async fn inspect_container(&self, id: &str) -> Result<Inspected<ContainerInspect>> {
-        self.inspect(&format!("/containers/{}/json", path_escape(id)))
-            .await
+        let path = format!("/containers/{}/json", path_escape(id));
+        self.inspect(&path, Query::new()).await
+    }
+
+    async fn inspect_container_with_size(&self, id: &str) -> Result<Inspected<ContainerInspect>> {
+        let path = format!("/containers/{}/json", path_escape(id));
+        self.inspect(&path, Query::new().set("size", "1")).await
     }
 
     async fn list_containers(&self, opts: &ContainerListOptions) -> Result<Vec<ContainerSummary>> {
@@ -759,7 +762,7 @@ impl Backend for HttpBackend {
     }
 
     async fn inspect_image(&self, name: &str) -> Result<Inspected<ImageInspect>> {
-        self.inspect(&format!("/images/{}/json", path_escape(name)))
+        self.inspect(&format!("/images/{}/json", path_escape(name)), Query::new())
             .await
     }
 

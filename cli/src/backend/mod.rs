@@ -257,6 +257,11 @@ pub trait Backend: Send + Sync {
         &self,
         id: &str,
     ) -> impl Future<Output = Result<Inspected<ContainerInspect>>> + Send;
+    /// `inspect -s`: with `SizeRw` and `SizeRootFs`.
+    fn inspect_container_with_size(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Inspected<ContainerInspect>>> + Send;
     fn list_containers(
         &self,
         opts: &ContainerListOptions,

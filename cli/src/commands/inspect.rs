@@ -57,10 +57,20 @@ enum Kind {
     Image,
 }
 
-async fn fetch<B: Backend>(backend: &B, kind: Kind, name: &str) -> Result<Bytes, String> {
+async fn fetch<B: Backend>(
+    backend: &B,
+    kind: Kind,
+    name: &str,
+    size: bool,
+) -> Result<Bytes, String> {
     let not_found = |e: &BackendError| e.is_not_found();
     if kind != Kind::Image {
-        match backend.inspect_container(name).await {
+        let container = if size {
+            backend.inspect_container_with_size(name).await
+        } else {
+            backend.inspect_container(name).await
+        };
+        match container {
             Ok(i) => return Ok(i.raw),
             Err(e) if not_found(&e) && kind == Kind::Any => {}
             Err(e) => return Err(e.to_string()),
@@ -94,7 +104,7 @@ pub async fn inspect<B: Backend>(backend: &B, args: InspectArgs) -> anyhow::Resu
     let mut elements = Vec::new();
     let mut errors = Vec::new();
     for name in &args.names {
-        match fetch(backend, kind, name).await {
+        match fetch(backend, kind, name, args.size).await {
             Ok(raw) => elements.push(raw),
             Err(e) => errors.push(e),
         }

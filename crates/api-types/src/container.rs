@@ -341,6 +341,12 @@ pub struct ContainerInspect {
     pub mounts: Vec<serde_json::Value>,
     pub config: ContainerConfig,
     pub network_settings: NetworkSettings,
+    /// With `size=1` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_rw: Option<i64>,
+    /// With `size=1` only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_root_fs: Option<i64>,
 }
 
 /// One entry of `GET /containers/json`.

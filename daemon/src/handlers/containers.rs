@@ -51,8 +51,14 @@ pub async fn inspect(
     State(engine): State<Arc<Engine>>,
     CallerId(caller): CallerId,
     Path(id): Path<String>,
+    params: Params,
 ) -> Result<Response, ApiError> {
-    Ok(Json(engine.inspect_container(&caller, &id).await?).into_response())
+    let inspect = if params.bool("size", false)? {
+        engine.inspect_container_with_size(&caller, &id).await?
+    } else {
+        engine.inspect_container(&caller, &id).await?
+    };
+    Ok(Json(inspect).into_response())
 }
 
 pub async fn start(

@@ -131,17 +131,44 @@ impl Engine {
         let mut image_sizes = HashMap::new();
         let out = out
             .map(|mut c| {
-                let rw = crate::fsutil::tree_size(&self.containers_dir().join(&c.id).join("diff"));
-                let rw = i64::try_from(rw).unwrap_or(i64::MAX);
-                let image = *image_sizes
-                    .entry(c.image_id.clone())
-                    .or_insert_with(|| self.images.size_of(&c.image_id).unwrap_or(0));
+                let (rw, root) = self.sizes(&c.id, &c.image_id, &mut image_sizes);
                 c.size_rw = Some(rw);
-                c.size_root_fs = Some(image.saturating_add(rw));
+                c.size_root_fs = Some(root);
                 c
             })
             .collect();
         Ok(out)
+    }
+
+    /// `docker inspect -s`: the container as inspect shows it, with `SizeRw` and
+    /// `SizeRootFs`.
+    pub async fn inspect_container_with_size(
+        &self,
+        caller: &Caller,
+        name: &str,
+    ) -> Result<ContainerInspect, EngineError> {
+        let mut inspect = self.inspect_container(caller, name).await?;
+        let (rw, root) = self.sizes(&inspect.id, &inspect.image, &mut HashMap::new());
+        inspect.size_rw = Some(rw);
+        inspect.size_root_fs = Some(root);
+        Ok(inspect)
+    }
+
+    /// A container's `(SizeRw, SizeRootFs)`: its changes counted as dockerd's
+    /// `directory.Size` does, and those plus its image's layers (`image_sizes` caches the
+    /// images' sizes across calls).
+    fn sizes(
+        &self,
+        id: &str,
+        image_id: &str,
+        image_sizes: &mut HashMap<String, i64>,
+    ) -> (i64, i64) {
+        let rw = crate::fsutil::tree_size(&self.containers_dir().join(id).join("diff"));
+        let rw = i64::try_from(rw).unwrap_or(i64::MAX);
+        let image = *image_sizes
+            .entry(image_id.to_string())
+            .or_insert_with(|| self.images.size_of(image_id).unwrap_or(0));
+        (rw, image.saturating_add(rw))
     }
 }
 
