@@ -95,18 +95,7 @@ impl Cgroups {
     /// Removes the cgroups of this engine's containers that no longer run (left by a
     /// crash). `keep(id)` says whether a container id still owns its cgroup.
     pub fn remove_orphans(&self, keep: &dyn Fn(&str) -> bool) {
-        let parents: Vec<PathBuf> = match self.version {
-            Version::V1 => std::fs::read_dir(ROOT)
-                .map(|rd| {
-                    rd.flatten()
-                        .map(|e| e.path().join(&self.parent))
-                        .filter(|p| p.is_dir())
-                        .collect()
-                })
-                .unwrap_or_default(),
-            Version::V2 => vec![Path::new(ROOT).join(&self.parent)],
-        };
-        for parent in parents {
+        for parent in self.parents() {
             let Ok(rd) = std::fs::read_dir(&parent) else {
                 continue;
             };
@@ -120,6 +109,45 @@ impl Cgroups {
                         Err(e) => {
                             tracing::warn!(cgroup = %entry.path().display(), error = %e, "cannot remove orphaned cgroup")
                         }
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Cgroups {
+    /// This engine's parent directory in every hierarchy that has one.
+    fn parents(&self) -> Vec<PathBuf> {
+        match self.version {
+            Version::V1 => std::fs::read_dir(ROOT)
+                .map(|rd| {
+                    rd.flatten()
+                        .map(|e| e.path().join(&self.parent))
+                        .filter(|p| p.is_dir())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            Version::V2 => vec![Path::new(ROOT).join(&self.parent)],
+        }
+    }
+
+    /// Removes what is left of container `id`'s cgroups once it is gone. The runtime's
+    /// delete removes them, but a hierarchy whose last process was still being torn down
+    /// refuses (EBUSY) and stays behind (seen with blkio): try each for a moment.
+    pub fn remove(&self, id: &str) {
+        for parent in self.parents() {
+            let dir = parent.join(id);
+            for attempt in 0..50 {
+                match std::fs::remove_dir(&dir) {
+                    Ok(()) => break,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) && attempt < 49 => {
+                        std::thread::sleep(std::time::Duration::from_millis(2));
+                    }
+                    Err(e) => {
+                        tracing::warn!(cgroup = %dir.display(), error = %e, "cannot remove a removed container's cgroup");
+                        break;
                     }
                 }
             }

@@ -58,6 +58,7 @@ impl Engine {
         for m in rootfs::mounts_under(&container.dir) {
             rootfs::unmount(&m)?;
         }
+        self.cgroups.remove(&container.id);
         for dir in [&container.run_dir, &container.dir] {
             match std::fs::remove_dir_all(dir) {
                 Ok(()) => {}
