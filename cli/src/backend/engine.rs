@@ -636,24 +636,11 @@ impl Backend for EngineBackend {
 /// A writer whose bytes go to an engine session's input; shutting it down is the end of
 /// input. Without input, a sink.
 fn input_writer(input: Option<engine::container::AttachInput>) -> super::ByteWriter {
-    use tokio::io::AsyncReadExt;
     let Some(input) = input else {
         return Box::pin(tokio::io::sink());
     };
-    let (writer, mut reader) = tokio::io::duplex(32 * 1024);
-    tokio::spawn(async move {
-        let mut buf = vec![0u8; 32 * 1024];
-        loop {
-            match reader.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if !input.write(buf[..n].to_vec()).await {
-                        break;
-                    }
-                }
-            }
-        }
-    });
+    let (writer, reader) = tokio::io::duplex(32 * 1024);
+    tokio::spawn(async move { input.copy_from(reader).await });
     Box::pin(writer)
 }
 

@@ -8,7 +8,7 @@ use api_types::{ExecCreateRequest, ExecStartRequest};
 use clap::Args;
 
 use super::container_opts::{expand_env, parse_env_file};
-use super::run::{detach_fired, detach_requested};
+use super::run::{detach_fired, detach_requested, next_tick};
 use crate::backend::{AttachStream, Backend};
 use crate::exit::StatusError;
 use crate::stream::{
@@ -162,12 +162,7 @@ async fn follow<B: Backend>(
                 result?;
                 return Ok(false);
             }
-            Some(()) = async {
-                match &mut resizes {
-                    Some(r) => r.recv().await,
-                    None => std::future::pending().await,
-                }
-            } => {
+            () = next_tick(&mut resizes) => {
                 if let Some((h, w)) = terminal_size() {
                     let _ = backend.resize_exec(id, h, w).await;
                 }

@@ -304,7 +304,8 @@ pub fn detach_fired(rx: &mut Option<oneshot::Receiver<()>>) -> bool {
     rx.as_mut().is_some_and(|r| r.try_recv().is_ok())
 }
 
-async fn next_tick<T>(rx: &mut Option<UnboundedReceiver<T>>) -> T {
+/// The next item of `rx`; never, when there is none (or no more).
+pub async fn next_tick<T>(rx: &mut Option<UnboundedReceiver<T>>) -> T {
     match rx {
         Some(r) => match r.recv().await {
             Some(v) => v,

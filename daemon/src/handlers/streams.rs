@@ -11,7 +11,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use engine::container::{AttachInput, AttachOptions, LogChunk, LogOptions, LogStream};
 use engine::Engine;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
 use crate::error::ApiError;
@@ -142,24 +142,12 @@ pub fn hijack(mut req: Request, stream: Hijack) -> Response {
                 return;
             }
         };
-        let (mut reader, mut writer) = tokio::io::split(hyper_util::rt::TokioIo::new(upgraded));
+        let (reader, mut writer) = tokio::io::split(hyper_util::rt::TokioIo::new(upgraded));
         // Input in a task of its own, so a container that does not read its stdin never
         // stops its output; it is stopped when the output ends so the connection closes.
         let input_task = input.map(|input| {
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 32 * 1024];
-                loop {
-                    match reader.read(&mut buf).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            if !input.write(buf[..n].to_vec()).await {
-                                break;
-                            }
-                        }
-                    }
-                }
-                // Dropping `input` is the client's end of input.
-            })
+            // Dropping `input` at the end is the client's end of input.
+            tokio::spawn(async move { input.copy_from(reader).await })
         });
         let mut output = output;
         // Output that is there at once (a log replay) would follow the 101 in the same

@@ -86,6 +86,23 @@ impl AttachInput {
         self.tx.send(bytes).await.is_ok()
     }
 
+    /// Passes on everything `from` gives until its end (or an error), or until the session
+    /// takes no more input. Dropping `self` afterwards is the client's end of input.
+    pub async fn copy_from<R: tokio::io::AsyncRead + Unpin>(&self, mut from: R) {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0u8; 32 * 1024];
+        loop {
+            match from.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    if !self.write(buf[..n].to_vec()).await {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
     /// A pair for sessions whose input is pumped by the engine itself.
     pub(crate) fn channel() -> (Self, mpsc::Receiver<Vec<u8>>) {
         let (tx, rx) = mpsc::channel(INPUT_DEPTH);
