@@ -87,7 +87,7 @@ async fn serve(args: Args) -> Result<()> {
     if config.runtime_binary(&config.default_runtime).is_none() {
         bail!("unknown default runtime {:?}", config.default_runtime);
     }
-    let engine = Engine::open(config, true)
+    let engine = Engine::open(config)
         .await
         .context("cannot open the engine")?;
 

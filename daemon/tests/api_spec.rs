@@ -49,7 +49,7 @@ async fn every_documented_route_reaches_a_handler() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = engine::EngineConfig::new(&dir.path().join("data"), &dir.path().join("exec"));
     config.shim_binary = "/nonexistent/berth-shim".into();
-    let engine = engine::Engine::open(config, false).await.unwrap();
+    let engine = engine::Engine::open(config).await.unwrap();
     let app = berthd::app(engine);
     for (method, path) in documented() {
         let concrete = path

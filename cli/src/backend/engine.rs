@@ -198,9 +198,7 @@ impl Backend for EngineBackend {
     async fn events(&self, opts: EventsOptions) -> Result<EventStream> {
         let since = time_nanos("since", opts.since.as_deref())?;
         let until = time_nanos("until", opts.until.as_deref())?;
-        let rx = self
-            .engine
-            .journal_events(&self.caller, since, until, opts.filters);
+        let rx = self.engine.events().subscribe(since, until, opts.filters);
         let stream = futures_util::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|e| (Ok(e.to_message()), rx))
         });

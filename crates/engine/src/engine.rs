@@ -1,13 +1,14 @@
 //! The engine: one value that owns the stores and serves every operation.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock, Weak};
+use std::sync::{Arc, Weak};
 
 use crate::cgroups;
 use crate::config::EngineConfig;
-use crate::container::{Container, ContainerError};
+use crate::container::{Container, ContainerError, ContainerStore, ExitNotice};
 use crate::events::Events;
 use crate::image::{ImageError, ImageStore};
+use crate::kernel::{Host, Kernel};
+use crate::store::Sharing;
 use crate::ErrorKind;
 
 /// Any engine failure. Transports map [`EngineError::kind`] to status and exit codes and
@@ -49,57 +50,20 @@ impl EngineError {
     }
 }
 
-/// The in-memory index of containers: by id, and names to ids.
-#[derive(Default)]
-pub(crate) struct Index {
-    pub by_id: HashMap<String, Arc<Container>>,
-    /// Names with their leading `/`.
-    pub names: HashMap<String, String>,
-}
-
-impl Index {
-    /// Finds a container by full id, name (with or without `/`) or unique id prefix.
-    pub fn find(&self, key: &str) -> Result<Arc<Container>, ContainerError> {
-        if key.is_empty() {
-            return Err(ContainerError::NotFound { id: key.into() });
-        }
-        if let Some(c) = self.by_id.get(key) {
-            return Ok(c.clone());
-        }
-        let name = if key.starts_with('/') {
-            key.to_string()
-        } else {
-            format!("/{key}")
-        };
-        if let Some(id) = self.names.get(&name) {
-            if let Some(c) = self.by_id.get(id) {
-                return Ok(c.clone());
-            }
-        }
-        if key.bytes().all(|b| b.is_ascii_hexdigit()) {
-            let mut found = self.by_id.iter().filter(|(id, _)| id.starts_with(key));
-            if let Some((_, c)) = found.next() {
-                if found.next().is_some() {
-                    return Err(ContainerError::Ambiguous { prefix: key.into() });
-                }
-                return Ok(c.clone());
-            }
-        }
-        Err(ContainerError::NotFound { id: key.into() })
-    }
-}
-
 /// The berth engine.
 pub struct Engine {
     pub(crate) config: EngineConfig,
     pub(crate) images: ImageStore,
-    pub(crate) index: RwLock<Index>,
+    pub(crate) containers: ContainerStore,
     pub(crate) events: Events,
     pub(crate) cgroups: cgroups::Cgroups,
     /// Every exec, by id.
     pub(crate) execs: crate::container::ExecStore,
-    /// Whether this process watches shims (berthd) or only looks when asked (daemonless).
-    pub(crate) watching: bool,
+    /// How exits come to be known: watched as they happen (berthd) or noticed when looked
+    /// at (daemonless).
+    pub(crate) exits: ExitNotice,
+    /// The kernel calls of the container life cycle.
+    pub(crate) kernel: Arc<dyn Kernel>,
     /// This engine itself, for tasks that outlive a call (shim watchers).
     me: Weak<Engine>,
     /// A daemonless engine's shared claim on the data root (berthd holds its own).
@@ -107,34 +71,34 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Opens the engine on its roots, loading every container and image, and reconciles what
-    /// is on disk with what runs. With `watch`, running containers' shims are watched so
-    /// exits are handled as they happen (requires a tokio runtime).
-    ///
-    /// Without `watch` the engine shares the data root with other processes (daemonless
-    /// mode, see `container::disk`): it loads nothing up front, reads records when an
-    /// operation needs them, locks what it changes, and leaves the start-up clean-up to
-    /// berthd. The caller holds the data root (see [`crate::lock::RootLock`]); berthd takes
-    /// it exclusively, [`Engine::open_daemonless`] shared.
-    pub async fn open(config: EngineConfig, watch: bool) -> Result<Arc<Self>, EngineError> {
-        Self::open_with(config, watch, None).await
+    /// Opens the engine for berthd, which owns the data root: loads every container and
+    /// image, reconciles what is on disk with what runs, and watches running containers'
+    /// shims so exits are handled as they happen (requires a tokio runtime). The caller
+    /// holds the data root exclusively (see [`crate::lock::RootLock`]).
+    pub async fn open(config: EngineConfig) -> Result<Arc<Self>, EngineError> {
+        Self::open_with(config, Sharing::Owned, None, Arc::new(Host)).await
     }
 
     /// Opens the engine for one daemonless command: claims the data root (shared with other
     /// daemonless commands; refused while berthd owns it) for as long as the engine lives.
+    /// Nothing is loaded up front: each operation reads the records it needs, locks what it
+    /// changes, and notices exits when it looks; start-up clean-up is left to berthd.
     pub async fn open_daemonless(config: EngineConfig) -> Result<Arc<Self>, EngineError> {
         std::fs::create_dir_all(&config.data_root).map_err(|source| EngineError::Open {
             path: config.data_root.clone(),
             source,
         })?;
         let lock = crate::lock::RootLock::daemonless(&config.data_root)?;
-        Self::open_with(config, false, Some(lock)).await
+        Self::open_with(config, Sharing::Shared, Some(lock), Arc::new(Host)).await
     }
 
-    async fn open_with(
+    /// Opens an engine on its roots used as `sharing` says, with `kernel` for the container
+    /// life cycle (tests pass a fake).
+    pub(crate) async fn open_with(
         config: EngineConfig,
-        watch: bool,
+        sharing: Sharing,
         root_lock: Option<crate::lock::RootLock>,
+        kernel: Arc<dyn Kernel>,
     ) -> Result<Arc<Self>, EngineError> {
         for dir in [
             config.data_root.join("containers"),
@@ -146,35 +110,39 @@ impl Engine {
                 source,
             })?;
         }
-        let image_root = config.data_root.join("image");
-        let images = if watch {
-            ImageStore::open(&image_root)?
-        } else {
-            ImageStore::open_shared(&image_root)?
-        };
+        let images = ImageStore::open_as(&config.data_root.join("image"), sharing)?;
         let journal = crate::journal::Journal::open(&config.data_root).map_err(|source| {
             EngineError::Open {
                 path: config.data_root.join("events"),
                 source,
             }
         })?;
+        let containers = ContainerStore::open(
+            sharing,
+            &config.data_root,
+            &config.exec_root,
+            kernel.clone(),
+        )
+        .await?;
         let cgroups = cgroups::Cgroups::new(&cgroups::parent_for(&config.data_root));
+        let exits = match sharing {
+            Sharing::Owned => ExitNotice::Watched,
+            Sharing::Shared => ExitNotice::OnLook,
+        };
         let engine = Arc::new_cyclic(|me| Self {
             config,
             images,
-            index: RwLock::new(Index::default()),
-            events: Events::with_journal(journal),
+            containers,
+            events: Events::new(journal, sharing),
             cgroups,
             execs: Default::default(),
-            watching: watch,
+            exits,
+            kernel,
             me: me.clone(),
             _root_lock: root_lock,
         });
-        if watch {
-            engine.load_containers()?;
+        if sharing == Sharing::Owned {
             engine.reconcile().await;
-        } else {
-            engine.ensure_names().await?;
         }
         Ok(engine)
     }
@@ -203,26 +171,18 @@ impl Engine {
         self.me.upgrade()
     }
 
+    /// Finds a container by full id, name (with or without `/`) or unique id prefix.
     pub(crate) fn find(&self, key: &str) -> Result<Arc<Container>, ContainerError> {
-        if self.shared() {
-            return self.find_on_disk(key);
-        }
-        self.index
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .find(key)
+        self.containers.find(key)
     }
 
+    /// Every container.
     pub(crate) fn all_containers(&self) -> Vec<Arc<Container>> {
-        if self.shared() {
-            return self.all_on_disk();
-        }
-        self.index
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .by_id
-            .values()
-            .cloned()
-            .collect()
+        self.containers.all()
+    }
+
+    /// Every container's record, newest first, as listings show them.
+    pub(crate) async fn list_records(&self) -> Vec<crate::container::ContainerRecord> {
+        self.containers.listing(self).await
     }
 }

@@ -1,17 +1,17 @@
 //! Engine events: what happened to which object, when, and on whose behalf.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::sync::Mutex;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use api_types::filters::Filters;
 use api_types::{EventActor, EventMessage};
-use tokio::sync::broadcast;
+use tokio::sync::{mpsc, watch};
 
 use crate::journal::Journal;
+use crate::store::Sharing;
 use crate::Caller;
-
-/// How many past events are kept for `since` queries.
-const HISTORY: usize = 1024;
 
 /// One event. The transports turn it into Docker's event message.
 #[derive(Debug, Clone, PartialEq)]
@@ -91,39 +91,47 @@ impl Event {
     }
 }
 
-/// The event bus: live subscribers plus a bounded history, and the journal on disk that
-/// other processes on the same data root read.
+/// The event bus. Every event is appended to the data root's journal
+/// ([`crate::journal`]), and the journal is the one source subscribers read, in both of the
+/// engine's modes: a subscription is the journal's events since a time, then each new line
+/// as it is appended. So `since` reaches as far back as the journal holds, filters and
+/// `until` behave the same with and without berthd, and a subscriber that falls behind
+/// (its client reads slowly) simply reads on from where it was, losing nothing and slowing
+/// nobody else.
+///
+/// Where one process owns the root ([`Sharing::Owned`], berthd) it appends every line
+/// itself, so subscribers are woken as soon as a line is written; where processes share
+/// it (daemonless), they look for new lines every 50 ms.
 pub struct Events {
-    live: broadcast::Sender<Event>,
-    history: Mutex<VecDeque<Event>>,
-    journal: Option<Journal>,
+    journal: Journal,
+    sharing: Sharing,
+    /// Bumped after every append, to wake this process's subscribers.
+    appended: watch::Sender<u64>,
+    listeners: Arc<AtomicUsize>,
 }
 
-impl Default for Events {
-    fn default() -> Self {
-        Self {
-            live: broadcast::channel(1024).0,
-            history: Mutex::new(VecDeque::with_capacity(HISTORY)),
-            journal: None,
-        }
-    }
-}
+/// How often a subscriber looks for lines other processes appended.
+const LOOK_EVERY: Duration = Duration::from_millis(50);
+/// Where this process appends every line itself, it looks anyway now and then.
+const LOOK_OWNED: Duration = Duration::from_secs(1);
 
 impl Events {
-    /// A bus that also appends every event to `journal`.
-    pub fn with_journal(journal: Journal) -> Self {
+    /// The bus of a data root whose journal is `journal`, used as `sharing` says.
+    pub fn new(journal: Journal, sharing: Sharing) -> Self {
         Self {
-            journal: Some(journal),
-            ..Self::default()
+            journal,
+            sharing,
+            appended: watch::channel(0).0,
+            listeners: Arc::new(AtomicUsize::new(0)),
         }
     }
 
-    /// The journal events are appended to, if any.
-    pub fn journal(&self) -> Option<&Journal> {
-        self.journal.as_ref()
+    /// The journal events are appended to.
+    pub fn journal(&self) -> &Journal {
+        &self.journal
     }
 
-    /// Records and broadcasts an event that happens now.
+    /// Records an event that happens now.
     pub fn emit(
         &self,
         caller: &Caller,
@@ -135,7 +143,7 @@ impl Events {
         self.emit_at(caller, kind, action, id, attributes, now_nanos());
     }
 
-    /// Records and broadcasts an event that happened at `time_nano` (an exit noticed late).
+    /// Records an event that happened at `time_nano` (an exit noticed late).
     pub fn emit_at(
         &self,
         caller: &Caller,
@@ -153,10 +161,8 @@ impl Events {
             time_nano,
             caller: *caller,
         };
-        if let Some(journal) = &self.journal {
-            if let Err(e) = journal.append(&event) {
-                tracing::warn!(error = %e, "cannot append an event to the journal");
-            }
+        if let Err(e) = self.journal.append(&event) {
+            tracing::warn!(error = %e, "cannot append an event to the journal");
         }
         tracing::debug!(
             kind,
@@ -166,37 +172,88 @@ impl Events {
             pid = caller.pid,
             "event"
         );
-        {
-            let mut h = self.history.lock().unwrap_or_else(|e| e.into_inner());
-            if h.len() == HISTORY {
-                h.pop_front();
-            }
-            h.push_back(event.clone());
-        }
-        let _ = self.live.send(event);
+        self.appended.send_modify(|n| *n += 1);
     }
 
-    /// Subscribes to live events, returning the recorded events since `since_nano` too.
-    /// Subscribing before copying the history means no event falls between the two.
-    pub fn subscribe(&self, since_nano: Option<i64>) -> (Vec<Event>, broadcast::Receiver<Event>) {
-        let rx = self.live.subscribe();
-        let past = match since_nano {
-            Some(since) => self
-                .history
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .iter()
-                .filter(|e| e.time_nano >= since)
-                .cloned()
-                .collect(),
-            None => Vec::new(),
+    /// The events since `since_nano` (none without it), then each one recorded from now
+    /// on, until `until_nano` has passed (or for ever), that `filters` let through; the
+    /// stream ends when the receiver is dropped. A receiver that reads slowly holds back
+    /// nobody but itself.
+    pub fn subscribe(
+        &self,
+        since_nano: Option<i64>,
+        until_nano: Option<i64>,
+        filters: Filters,
+    ) -> mpsc::Receiver<Event> {
+        let (tx, rx) = mpsc::channel(64);
+        // The cut is now: every event recorded from here on reaches the subscriber.
+        let mut appended = self.appended.subscribe();
+        appended.borrow_and_update();
+        let (past, mut follower) = self.journal.cut(since_nano);
+        let look_every = match self.sharing {
+            Sharing::Owned => LOOK_OWNED,
+            Sharing::Shared => LOOK_EVERY,
         };
-        (past, rx)
+        let listener = Listener::new(&self.listeners);
+        tokio::spawn(async move {
+            let _listener = listener;
+            let wanted =
+                |e: &Event| e.matches(&filters) && until_nano.is_none_or(|u| e.time_nano <= u);
+            // Reading what is there may take a moment (up to the journal's bound).
+            let Ok(past) = tokio::task::spawn_blocking(move || past.read()).await else {
+                return;
+            };
+            for e in past.into_iter().filter(|e| wanted(e)) {
+                if tx.send(e).await.is_err() {
+                    return;
+                }
+            }
+            loop {
+                let now = now_nanos();
+                if until_nano.is_some_and(|u| now > u) {
+                    return;
+                }
+                // New lines are a read of a few hundred bytes from the page cache.
+                for e in follower.read_new().into_iter().filter(|e| wanted(e)) {
+                    if tx.send(e).await.is_err() {
+                        return;
+                    }
+                }
+                let step = until_nano
+                    .map_or(
+                        look_every,
+                        |u| Duration::from_nanos((u - now).max(0) as u64),
+                    )
+                    .min(look_every);
+                tokio::select! {
+                    _ = tx.closed() => return,
+                    changed = appended.changed() => if changed.is_err() { return },
+                    _ = tokio::time::sleep(step) => {}
+                }
+            }
+        });
+        rx
     }
 
     /// The number of live subscribers (`NEventsListener` in info).
     pub fn listeners(&self) -> usize {
-        self.live.receiver_count()
+        self.listeners.load(Ordering::Relaxed)
+    }
+}
+
+/// Counts a subscriber for as long as it lives.
+struct Listener(Arc<AtomicUsize>);
+
+impl Listener {
+    fn new(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(count.clone())
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -212,16 +269,84 @@ pub fn now_nanos() -> i64 {
 mod tests {
     use super::*;
 
+    fn bus(dir: &std::path::Path, sharing: Sharing) -> Events {
+        Events::new(
+            crate::journal::Journal::in_dir(dir, 32 * 1024).unwrap(),
+            sharing,
+        )
+    }
+
+    async fn next(rx: &mut mpsc::Receiver<Event>) -> String {
+        tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("an event in time")
+            .expect("the stream goes on")
+            .action
+    }
+
     #[tokio::test]
-    async fn subscribers_get_history_and_live_events() {
-        let ev = Events::default();
+    async fn subscribers_get_the_past_then_live_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let ev = bus(dir.path(), Sharing::Owned);
         let c = Caller::engine();
         ev.emit(&c, "container", "create", "a", BTreeMap::new());
-        let (past, mut rx) = ev.subscribe(Some(0));
-        assert_eq!(past.len(), 1);
+        let mut from_start = ev.subscribe(Some(0), None, Filters::default());
+        let mut live = ev.subscribe(None, None, Filters::default());
+        assert_eq!(next(&mut from_start).await, "create");
         ev.emit(&c, "container", "start", "a", BTreeMap::new());
-        assert_eq!(rx.recv().await.unwrap().action, "start");
-        let (past, _) = ev.subscribe(None);
-        assert!(past.is_empty());
+        assert_eq!(next(&mut from_start).await, "start");
+        assert_eq!(next(&mut live).await, "start");
+        assert_eq!(ev.listeners(), 2);
+        drop(live);
+    }
+
+    /// A subscriber that does not read while thousands of events pass (across journal
+    /// rotations) gets every one of them when it reads again, and holds nobody back.
+    #[tokio::test]
+    async fn a_slow_subscriber_is_caught_up_from_the_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let ev = bus(dir.path(), Sharing::Owned);
+        let c = Caller::engine();
+        let mut slow = ev.subscribe(None, None, Filters::default());
+        let mut quick = ev.subscribe(None, None, Filters::default());
+        // Far more than a subscriber's buffer, enough to rotate the 32 KiB journal, but not
+        // past both of its files.
+        for n in 0..400 {
+            ev.emit(&c, "container", &format!("a{n}"), "x", BTreeMap::new());
+            assert_eq!(next(&mut quick).await, format!("a{n}"));
+        }
+        assert!(
+            dir.path().join("events.jsonl.1").exists(),
+            "the journal rotated"
+        );
+        for n in 0..400 {
+            assert_eq!(next(&mut slow).await, format!("a{n}"));
+        }
+    }
+
+    /// Daemonless: events another process appends reach a subscriber too.
+    #[tokio::test]
+    async fn shared_subscribers_see_other_processes_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let mine = bus(dir.path(), Sharing::Shared);
+        let theirs = bus(dir.path(), Sharing::Shared);
+        let mut rx = mine.subscribe(None, None, Filters::default());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        theirs.emit(&Caller::engine(), "container", "die", "b", BTreeMap::new());
+        assert_eq!(next(&mut rx).await, "die");
+    }
+
+    #[tokio::test]
+    async fn until_ends_the_stream_and_filters_apply_to_the_past() {
+        let dir = tempfile::tempdir().unwrap();
+        let ev = bus(dir.path(), Sharing::Owned);
+        let c = Caller::engine();
+        ev.emit(&c, "container", "create", "a", BTreeMap::new());
+        ev.emit(&c, "image", "tag", "i", BTreeMap::new());
+        let filters = Filters::parse(r#"{"type":{"image":true}}"#).unwrap();
+        let mut rx = ev.subscribe(Some(0), Some(now_nanos()), filters);
+        assert_eq!(next(&mut rx).await, "tag");
+        let end = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await;
+        assert!(matches!(end, Ok(None)), "the stream ends after until");
     }
 }

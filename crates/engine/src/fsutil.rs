@@ -1,6 +1,12 @@
 //! Small file-system helpers shared by the stores.
 
-use std::path::Path;
+use std::ffi::{OsStr, OsString};
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{self as rfs, AtFlags, Mode, OFlags, ResolveFlags};
 
 use serde::{de::DeserializeOwned, Serialize};
 
@@ -49,9 +55,198 @@ pub fn tree_size(dir: &Path) -> u64 {
     total
 }
 
+/// Removes `path` and everything below it without ever crossing into another mount: a
+/// mount point met on the way (a bind mount of a host directory, a root file system left
+/// mounted) stops the removal with an error naming it, and what lies behind it is not
+/// touched; the directories above it stay. Symlinks are removed, never followed. A path
+/// that is not there is not an error.
+///
+/// The kernel enforces it: every directory is opened with `openat2(RESOLVE_NO_XDEV)`
+/// relative to its parent's descriptor, which fails rather than enter a mount, and a mount
+/// point that is a file cannot be unlinked (`EBUSY`). It walks with a stack of its own, so
+/// no depth of directories can overflow the thread's stack.
+pub fn remove_tree(path: &Path) -> io::Result<()> {
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("refusing to remove {}", path.display()),
+        ));
+    };
+    let parent = match rfs::open(
+        parent,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::NOENT) => return Ok(()),
+        Err(e) => return Err(at(path, e.into())),
+    };
+    remove_tree_at(&parent, name, path)
+}
+
+/// [`remove_tree`] of `parent/name`, where `shown` is the path to name in errors.
+pub(crate) fn remove_tree_at(parent: &impl AsFd, name: &OsStr, shown: &Path) -> io::Result<()> {
+    let top = match open_beneath(parent, name) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::NOENT) => return Ok(()),
+        // Not a directory (a file, a symlink): one unlink.
+        Err(rustix::io::Errno::NOTDIR) | Err(rustix::io::Errno::LOOP) => {
+            return match rfs::unlinkat(parent, name, AtFlags::empty()) {
+                Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
+                Err(e) => Err(at(shown, e.into())),
+            }
+        }
+        Err(e) => return Err(at(shown, mount_or(e))),
+    };
+    // Each level: its descriptor, its path (for messages) and the entries left to visit.
+    struct Level {
+        dir: OwnedFd,
+        name: OsString,
+        path: PathBuf,
+        left: Vec<OsString>,
+    }
+    let level = |dir: OwnedFd, name: OsString, path: PathBuf| -> io::Result<Level> {
+        let mut left = Vec::new();
+        for entry in rfs::Dir::read_from(&dir).map_err(|e| at(&path, e.into()))? {
+            let entry = entry.map_err(|e| at(&path, e.into()))?;
+            let n = entry.file_name().to_bytes();
+            if n != b"." && n != b".." {
+                left.push(OsStr::from_bytes(n).to_os_string());
+            }
+        }
+        Ok(Level {
+            dir,
+            name,
+            path,
+            left,
+        })
+    };
+    let mut stack = vec![level(top, name.to_os_string(), shown.to_path_buf())?];
+    while let Some(top) = stack.last_mut() {
+        let Some(child) = top.left.pop() else {
+            // Everything below is gone: remove the directory from its parent.
+            let done = stack.pop().expect("a level");
+            let r = match stack.last() {
+                Some(p) => rfs::unlinkat(&p.dir, &done.name, AtFlags::REMOVEDIR),
+                None => rfs::unlinkat(parent, &done.name, AtFlags::REMOVEDIR),
+            };
+            match r {
+                Ok(()) | Err(rustix::io::Errno::NOENT) => continue,
+                Err(e) => return Err(at(&done.path, mount_or(e))),
+            }
+        };
+        let child_path = top.path.join(&child);
+        match open_beneath(&top.dir, &child) {
+            Ok(fd) => {
+                let next = level(fd, child, child_path)?;
+                stack.push(next);
+            }
+            Err(rustix::io::Errno::NOTDIR) | Err(rustix::io::Errno::LOOP) => {
+                match rfs::unlinkat(&top.dir, &child, AtFlags::empty()) {
+                    Ok(()) | Err(rustix::io::Errno::NOENT) => {}
+                    Err(e) => return Err(at(&child_path, mount_or(e))),
+                }
+            }
+            Err(rustix::io::Errno::NOENT) => {}
+            Err(e) => return Err(at(&child_path, mount_or(e))),
+        }
+    }
+    Ok(())
+}
+
+/// Opens the directory `parent/name` for reading, failing with `EXDEV` if it is a mount
+/// point and with `ENOTDIR`/`ELOOP` if it is not a directory (symlinks are not followed).
+fn open_beneath(parent: &impl AsFd, name: &OsStr) -> rustix::io::Result<OwnedFd> {
+    rfs::openat2(
+        parent,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_XDEV | ResolveFlags::NO_SYMLINKS,
+    )
+}
+
+/// A crossing refused (`EXDEV` on open, `EBUSY` on removal) as an error that says so.
+fn mount_or(e: rustix::io::Errno) -> io::Error {
+    match e {
+        rustix::io::Errno::XDEV | rustix::io::Errno::BUSY => io::Error::new(
+            io::ErrorKind::ResourceBusy,
+            "it is a mount point: left in place, with everything above it",
+        ),
+        e => e.into(),
+    }
+}
+
+fn at(path: &Path, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn remove_tree_takes_deep_trees_and_symlinks_without_following_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("keep"), b"x").unwrap();
+        let tree = dir.path().join("tree");
+        let mut deep = tree.clone();
+        for _ in 0..2000 {
+            deep.push("d");
+        }
+        std::fs::create_dir_all(&deep).unwrap();
+        std::fs::write(deep.join("f"), b"x").unwrap();
+        std::os::unix::fs::symlink(&outside, tree.join("link")).unwrap();
+        std::os::unix::fs::symlink(&outside, deep.join("link")).unwrap();
+        remove_tree(&tree).unwrap();
+        assert!(!tree.exists());
+        assert!(outside.join("keep").exists(), "a symlink was followed");
+        // Gone already, or a file: both fine.
+        remove_tree(&tree).unwrap();
+        std::fs::write(&tree, b"x").unwrap();
+        remove_tree(&tree).unwrap();
+        assert!(!tree.exists());
+    }
+
+    #[test]
+    #[ignore = "needs root: makes a bind mount (scripts/test.sh runs it as root)"]
+    fn remove_tree_never_crosses_a_mount() {
+        use nix::mount::{mount, umount2, MntFlags, MsFlags};
+        let dir = tempfile::tempdir().unwrap();
+        let host = dir.path().join("host");
+        std::fs::create_dir_all(&host).unwrap();
+        std::fs::write(host.join("precious"), b"keep me").unwrap();
+        let tree = dir.path().join("container");
+        let target = tree.join("rootfs/data");
+        std::fs::create_dir_all(&target).unwrap();
+        std::fs::write(tree.join("before"), b"x").unwrap();
+        mount(
+            Some(&host),
+            &target,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .unwrap();
+        struct Unmount(PathBuf);
+        impl Drop for Unmount {
+            fn drop(&mut self) {
+                let _ = umount2(&self.0, MntFlags::MNT_DETACH);
+            }
+        }
+        let guard = Unmount(target.clone());
+        let e = remove_tree(&tree).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::ResourceBusy, "{e}");
+        assert!(e.to_string().contains("rootfs/data"), "{e}");
+        assert_eq!(std::fs::read(host.join("precious")).unwrap(), b"keep me");
+        assert!(target.is_dir(), "the mount point was removed");
+        drop(guard);
+        remove_tree(&tree).unwrap();
+        assert!(!tree.exists());
+        assert!(host.join("precious").exists());
+    }
 
     #[test]
     fn tree_size_counts_files_once_and_not_directories() {

@@ -1,8 +1,8 @@
-//! The event journal: the events of every process using a data root, on disk.
+//! The event journal: the events of every process using a data root, on disk, and the one
+//! source `/events` and `berth events` read (see [`crate::events::Events`]).
 //!
-//! berthd serves `/events` from memory, but daemonless commands come and go, so each one
-//! (and berthd too) also appends its events to `<data-root>/events/events.jsonl`, one JSON
-//! object per line. A line is written with a single `write(2)` on a file opened with
+//! berthd and daemonless commands append their events to
+//! `<data-root>/events/events.jsonl`, one JSON object per line. A line is written with a single `write(2)` on a file opened with
 //! `O_APPEND`, so lines of concurrent writers never interleave. The journal is bounded: when
 //! the file passes [`MAX_BYTES`] it is renamed to `events.jsonl.1` (replacing the previous
 //! one) under a lock, so at most twice that is kept. Readers skip lines they cannot parse
@@ -15,11 +15,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use api_types::filters::Filters;
 use serde::{Deserialize, Serialize};
-use tokio::sync::mpsc;
 
-use crate::engine::Engine;
 use crate::events::Event;
 use crate::lock::{FileLock, LockMode};
 use crate::Caller;
@@ -29,8 +26,6 @@ pub const MAX_BYTES: u64 = 1 << 20;
 const CURRENT: &str = "events.jsonl";
 const ROTATED: &str = "events.jsonl.1";
 const ROTATE_LOCK: &str = "rotate.lock";
-/// How often a follower looks for new lines.
-const FOLLOW_POLL: Duration = Duration::from_millis(50);
 
 /// One line of the journal.
 #[derive(Debug, Serialize, Deserialize)]
@@ -169,38 +164,67 @@ impl Journal {
     /// The events recorded since `since_nano` (none without it), in order, and a reader
     /// of those appended after them: each event is in exactly one of the two.
     pub fn subscribe(&self, since_nano: Option<i64>) -> (Vec<Event>, JournalFollower) {
-        use std::io::{Read, Seek};
+        let (past, follower) = self.cut(since_nano);
+        (past.read(), follower)
+    }
+
+    /// [`Journal::subscribe`] in two steps: the cut between past and future is made now
+    /// (a few `open`s), the past is read when [`Past::read`] is called (it may be up to
+    /// the journal's bound: call it where blocking is fine).
+    pub fn cut(&self, since_nano: Option<i64>) -> (Past, JournalFollower) {
+        use std::io::Seek;
         let mut f = JournalFollower {
             path: self.current(),
+            rotated: self.rotated(),
             reader: None,
             inode: 0,
             partial: Vec::new(),
         };
-        let mut past = Vec::new();
+        let mut past = Past {
+            files: Vec::new(),
+            since: since_nano.unwrap_or(i64::MAX),
+        };
         // Where the follower starts is where the past ends.
-        let mut head = Vec::new();
+        let mut head = None;
         if let Ok(mut file) = File::open(&f.path) {
             let end = file.seek(io::SeekFrom::End(0)).unwrap_or(0);
             f.inode = file.metadata().map(|m| m.ino()).unwrap_or(0);
             if since_nano.is_some() {
-                if let Ok(mut again) = File::open(&f.path) {
-                    let _ = (&mut again).take(end).read_to_end(&mut head);
-                }
+                head = File::open(&f.path).ok().map(|again| (again, end));
             }
             f.reader = Some(BufReader::new(file));
         }
-        let Some(since) = since_nano else {
+        if since_nano.is_none() {
             return (past, f);
-        };
+        }
         // The rotated file, unless it is the file just opened (rotated meanwhile).
         if let Ok(file) = File::open(self.rotated()) {
             if file.metadata().map(|m| m.ino()).ok() != Some(f.inode) {
-                read_lines(BufReader::new(file), &mut Vec::new(), &mut past);
+                past.files.push((file, u64::MAX));
             }
         }
-        read_lines(&head[..], &mut Vec::new(), &mut past);
-        past.retain(|e| e.time_nano >= since);
+        past.files.extend(head);
         (past, f)
+    }
+}
+
+/// The part of a journal before a subscription's cut (see [`Journal::cut`]).
+pub struct Past {
+    /// Open files, oldest first, each with how much of it is before the cut.
+    files: Vec<(File, u64)>,
+    since: i64,
+}
+
+impl Past {
+    /// The events before the cut that happened at or after the subscription's `since`.
+    pub fn read(self) -> Vec<Event> {
+        use std::io::Read;
+        let mut past = Vec::new();
+        for (file, limit) in self.files {
+            read_lines(BufReader::new(file.take(limit)), &mut Vec::new(), &mut past);
+        }
+        past.retain(|e| e.time_nano >= self.since);
+        past
     }
 }
 
@@ -223,6 +247,7 @@ fn read_lines<R: BufRead>(mut reader: R, partial: &mut Vec<u8>, out: &mut Vec<Ev
 /// Reads what is appended to the journal, across rotations.
 pub struct JournalFollower {
     path: PathBuf,
+    rotated: PathBuf,
     reader: Option<BufReader<File>>,
     inode: u64,
     partial: Vec<u8>,
@@ -252,72 +277,17 @@ impl JournalFollower {
             if current == self.inode {
                 return out;
             }
-            self.reader = None;
             self.partial.clear();
+            self.reader = None;
+            // Rotated twice since we last read (a subscriber far behind): the `.1` is the
+            // file after ours, whole and unread.
+            if let Ok(file) = File::open(&self.rotated) {
+                let ino = file.metadata().map(|m| m.ino()).unwrap_or(0);
+                if ino != self.inode && ino != current {
+                    read_lines(BufReader::new(file), &mut Vec::new(), &mut out);
+                }
+            }
         }
-    }
-}
-
-impl Engine {
-    /// Events from the journal of the data root, which every process using it appends to
-    /// (daemonless `events`): those since `since_nano` if given, then the ones appended
-    /// from now on, until `until_nano` (or until the receiver is dropped); only those
-    /// `filters` let through.
-    pub fn journal_events(
-        &self,
-        _caller: &Caller,
-        since_nano: Option<i64>,
-        until_nano: Option<i64>,
-        filters: Filters,
-    ) -> mpsc::Receiver<Event> {
-        let (tx, rx) = mpsc::channel(64);
-        let Some(journal) = self.events.journal().cloned() else {
-            return rx;
-        };
-        tokio::spawn(async move {
-            let wanted =
-                |e: &Event| e.matches(&filters) && until_nano.is_none_or(|u| e.time_nano <= u);
-            let (past, mut follower) =
-                match tokio::task::spawn_blocking(move || journal.subscribe(since_nano)).await {
-                    Ok(x) => x,
-                    Err(_) => return,
-                };
-            for e in past.into_iter().filter(|e| wanted(e)) {
-                if tx.send(e).await.is_err() {
-                    return;
-                }
-            }
-            loop {
-                let now = crate::events::now_nanos();
-                if until_nano.is_some_and(|u| now > u) {
-                    return;
-                }
-                let (f, batch) = match tokio::task::spawn_blocking(move || {
-                    let batch = follower.read_new();
-                    (follower, batch)
-                })
-                .await
-                {
-                    Ok(x) => x,
-                    Err(_) => return,
-                };
-                follower = f;
-                for e in batch.into_iter().filter(|e| wanted(e)) {
-                    if tx.send(e).await.is_err() {
-                        return;
-                    }
-                }
-                let step = until_nano
-                    .map(|u| Duration::from_nanos((u - now).max(0) as u64))
-                    .unwrap_or(FOLLOW_POLL)
-                    .min(FOLLOW_POLL);
-                tokio::select! {
-                    _ = tx.closed() => return,
-                    _ = tokio::time::sleep(step) => {}
-                }
-            }
-        });
-        rx
     }
 }
 
@@ -395,6 +365,31 @@ mod tests {
         assert_eq!(new[0].action, "start");
         let (past, _) = j.subscribe(None);
         assert!(past.is_empty());
+    }
+
+    #[test]
+    fn a_follower_two_rotations_behind_reads_every_file_it_missed() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::in_dir(dir.path(), 2000).unwrap();
+        j.append(&event("first", 0)).unwrap();
+        let (_, mut f) = j.subscribe(None);
+        let mut rotations = 0;
+        let mut n = 1;
+        while rotations < 2 {
+            let before = std::fs::metadata(j.current()).map(|m| m.ino()).ok();
+            j.append(&event(&format!("a{n}"), n)).unwrap();
+            if std::fs::metadata(j.current()).map(|m| m.ino()).ok() != before {
+                rotations += 1;
+            }
+            n += 1;
+        }
+        j.append(&event("last", n)).unwrap();
+        let got: Vec<String> = f.read_new().into_iter().map(|e| e.action).collect();
+        let want: Vec<String> = (1..n)
+            .map(|k| format!("a{k}"))
+            .chain(["last".to_string()])
+            .collect();
+        assert_eq!(got, want);
     }
 
     #[test]

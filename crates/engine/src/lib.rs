@@ -15,10 +15,12 @@ pub mod fsutil;
 pub mod image;
 pub mod images;
 pub mod journal;
+pub mod kernel;
 pub mod lock;
 pub mod process;
 pub mod rootfs;
 pub mod spec;
+pub mod store;
 pub mod system;
 pub(crate) mod tarfs;
 

@@ -5,7 +5,7 @@
 //! `<data-root>/berthd.lock` for its lifetime (with its pid and socket written in the file),
 //! every daemonless command holds a shared one. Daemonless commands then keep out of each
 //! other's way with short locks of their own (the container names, each container, the
-//! image store's tag index); see `container::disk` and `image`.
+//! image store's tag index); see `container::store`, `image` and `store`.
 //!
 //! `flock` locks belong to the open file and die with the process, so a command killed in
 //! the middle never leaves a stale lock behind: the next command simply gets it. A lock that

@@ -1,23 +1,22 @@
 //! Processes the engine does not parent: containers and shims, watched and signalled
 //! through pidfds so a recycled pid is never mistaken for them.
-#![allow(unsafe_code)]
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use nix::sys::signal::Signal;
 
 /// Opens a pidfd for `pid`.
 pub fn pidfd_open(pid: i32) -> std::io::Result<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: the call succeeded, so `fd` is a fresh descriptor owned by nobody else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+    let pid = rustix::process::Pid::from_raw(pid)
+        .ok_or_else(|| std::io::Error::from_raw_os_error(libc::ESRCH))?;
+    Ok(rustix::process::pidfd_open(
+        pid,
+        rustix::process::PidfdFlags::empty(),
+    )?)
 }
 
 /// Waits until `pid` exits, through a pidfd (which becomes readable at exit).
+#[allow(unsafe_code)]
 pub async fn pidfd_exited(pid: i32) -> std::io::Result<()> {
     let fd = pidfd_open(pid)?;
     // SAFETY: the AsyncFd owns `fd`, an open pidfd that stays open and unchanged until the
@@ -32,20 +31,9 @@ pub async fn pidfd_exited(pid: i32) -> std::io::Result<()> {
 
 /// Sends `signal` to the process behind `pidfd`.
 pub fn pidfd_send_signal(pidfd: &OwnedFd, signal: Signal) -> std::io::Result<()> {
-    // SAFETY: the fd is a valid pidfd; a null siginfo means "as kill(2) would".
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            pidfd.as_raw_fd(),
-            signal as i32,
-            std::ptr::null::<libc::siginfo_t>(),
-            0,
-        )
-    };
-    if rc < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
+    let signal = rustix::process::Signal::from_named_raw(signal as i32)
+        .ok_or_else(|| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+    Ok(rustix::process::pidfd_send_signal(pidfd, signal)?)
 }
 
 /// The start time of `pid` in clock ticks since boot (field 22 of `/proc/<pid>/stat`), which

@@ -4,16 +4,15 @@
 //! Anything read or created inside a container's root goes through [`open_in_root`], which
 //! resolves paths with `openat2(RESOLVE_IN_ROOT)`: a symlink in the image that points to
 //! `/etc/shadow` resolves to the container's own `/etc/shadow`, never the host's.
-#![allow(unsafe_code)]
 
-use std::ffi::CString;
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use rustix::fs::{OFlags, ResolveFlags};
 
 /// Errors of setting up or reading a container's root file system.
 #[derive(Debug, thiserror::Error)]
@@ -178,36 +177,20 @@ fn unescape_mountinfo(s: &str) -> Vec<u8> {
 }
 
 /// Opens `path` inside `root` as if `root` were `/`: `..` and symlinks cannot leave it.
-pub fn open_in_root(root: &Path, path: &Path, flags: libc::c_int) -> std::io::Result<File> {
+pub fn open_in_root(root: &Path, path: &Path, flags: OFlags) -> std::io::Result<File> {
     let root_fd = File::open(root)?;
-    let fd = openat2_in_root(&root_fd, path, flags | libc::O_CLOEXEC)?;
+    let fd = openat2_in_root(&root_fd, path, flags)?;
     Ok(File::from(fd))
 }
 
-fn openat2_in_root(root: &File, path: &Path, flags: libc::c_int) -> std::io::Result<OwnedFd> {
-    let rel = relative(path);
-    let c = CString::new(rel.as_os_str().as_bytes())
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "path contains NUL"))?;
-    // SAFETY: open_how is plain old data; all-zero is a valid value.
-    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = flags as u64;
-    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
-    // SAFETY: `c` is a valid NUL-terminated string and `how` a valid open_how that lives
-    // for the call; the kernel returns a new fd or -1, and we take ownership of the fd.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            root.as_raw_fd(),
-            c.as_ptr(),
-            &how as *const libc::open_how,
-            std::mem::size_of::<libc::open_how>(),
-        )
-    };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: the syscall succeeded, so `fd` is an open descriptor nobody else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+fn openat2_in_root(root: &File, path: &Path, flags: OFlags) -> std::io::Result<OwnedFd> {
+    Ok(rustix::fs::openat2(
+        root,
+        relative(path),
+        flags | OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    )?)
 }
 
 /// `path` without its leading `/` (or `.` for the root itself).
@@ -225,7 +208,7 @@ fn relative(path: &Path) -> PathBuf {
 
 /// Reads a (small) file inside `root`; `Ok(None)` if it does not exist.
 pub fn read_in_root(root: &Path, path: &Path) -> std::io::Result<Option<String>> {
-    match open_in_root(root, path, libc::O_RDONLY) {
+    match open_in_root(root, path, OFlags::RDONLY) {
         Ok(f) => {
             let mut s = String::new();
             f.take(16 << 20).read_to_string(&mut s)?;
@@ -246,9 +229,9 @@ pub fn mkdir_all_in_root(root: &Path, path: &Path, uid: u32, gid: u32) -> std::i
             prefix.push(comp);
             continue;
         };
-        let parent = openat2_in_root(&root_fd, &prefix, libc::O_PATH | libc::O_DIRECTORY)?;
+        let parent = openat2_in_root(&root_fd, &prefix, OFlags::PATH | OFlags::DIRECTORY)?;
         prefix.push(name);
-        match openat2_in_root(&root_fd, &prefix, libc::O_PATH | libc::O_DIRECTORY) {
+        match openat2_in_root(&root_fd, &prefix, OFlags::PATH | OFlags::DIRECTORY) {
             Ok(_) => continue,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 nix::sys::stat::mkdirat(

@@ -52,11 +52,7 @@ impl Engine {
     /// `GET /info`.
     pub async fn info(&self, _caller: &Caller) -> Info {
         let (mut running, mut paused, mut stopped) = (0, 0, 0);
-        let all: Vec<_> = if self.shared() {
-            self.list_records().await
-        } else {
-            self.all_containers().iter().map(|c| c.snapshot()).collect()
-        };
+        let all = self.list_records().await;
         for rec in &all {
             match rec.state.status {
                 Status::Running | Status::Restarting => running += 1,

@@ -13,10 +13,10 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use rustix::fs::XattrFlags;
-use rustix::fs::{self as rfs, AtFlags, FileType, Gid, Mode, OFlags, Timespec, Timestamps, Uid};
+use rustix::fs::{self as rfs, AtFlags, Gid, Mode, OFlags, Timespec, Timestamps, Uid};
 use rustix::io::Errno;
 
 const PAX_XATTR_PREFIX: &[u8] = b"SCHILY.xattr.";
@@ -227,7 +227,8 @@ pub(crate) fn create_file_at(parent: &impl AsFd, name: &OsStr) -> rustix::io::Re
 }
 
 /// Removes whatever is at `parent/name` (a directory with everything under it when `is_dir`),
-/// never following a symlink.
+/// never following a symlink and never entering a mount point (see
+/// [`crate::fsutil::remove_tree`]).
 pub(crate) fn remove_node(
     parent: &impl AsFd,
     name: &OsStr,
@@ -236,25 +237,11 @@ pub(crate) fn remove_node(
     if !is_dir {
         return rfs::unlinkat(parent, name, AtFlags::empty());
     }
-    let dir = open_dir_at(parent, name)?;
-    let mut children = Vec::new();
-    for entry in rfs::Dir::read_from(&dir)? {
-        let entry = entry?;
-        let child = entry.file_name().to_bytes();
-        if child != b"." && child != b".." {
-            children.push(child.to_vec());
-        }
-    }
-    for child in children {
-        let child = OsStr::from_bytes(&child);
-        let st = rfs::statat(&dir, child, AtFlags::SYMLINK_NOFOLLOW)?;
-        remove_node(
-            &dir,
-            child,
-            FileType::from_raw_mode(st.st_mode) == FileType::Directory,
-        )?;
-    }
-    rfs::unlinkat(parent, name, AtFlags::REMOVEDIR)
+    crate::fsutil::remove_tree_at(parent, name, Path::new(name)).map_err(|e| {
+        e.raw_os_error()
+            .map(rustix::io::Errno::from_raw_os_error)
+            .unwrap_or(rustix::io::Errno::BUSY)
+    })
 }
 
 /// A PAX time (`1700000000.5`, `-1.25`) as seconds and nanoseconds.

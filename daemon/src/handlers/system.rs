@@ -10,7 +10,6 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use engine::events::Event;
 use engine::Engine;
-use tokio::sync::broadcast::error::RecvError;
 
 use crate::error::ApiError;
 use crate::params::Params;
@@ -63,32 +62,11 @@ pub async fn events(
     let since = params.time_nanos("since")?;
     let until = params.time_nanos("until")?;
     let filters = params.filters()?;
-    let (past, mut rx) = engine.events().subscribe(since);
+    let mut rx = engine.events().subscribe(since, until, filters);
     let stream = async_stream(move |tx| async move {
-        let keep = |e: &Event| e.matches(&filters);
-        let before_until = |e: &Event| until.is_none_or(|u| e.time_nano <= u);
-        for e in past.iter().filter(|e| keep(e) && before_until(e)) {
-            if tx.send(encode(e)).await.is_err() {
+        while let Some(e) = rx.recv().await {
+            if tx.send(encode(&e)).await.is_err() {
                 return;
-            }
-        }
-        loop {
-            let wait = until.map_or(u64::MAX / 4, |u| {
-                (u - engine::events::now_nanos()).max(0) as u64
-            });
-            let next = tokio::select! {
-                _ = tx.closed() => return,
-                _ = tokio::time::sleep(std::time::Duration::from_nanos(wait)) => return,
-                r = rx.recv() => r,
-            };
-            match next {
-                Ok(e) if keep(&e) && before_until(&e) => {
-                    if tx.send(encode(&e)).await.is_err() {
-                        return;
-                    }
-                }
-                Ok(_) | Err(RecvError::Lagged(_)) => {}
-                Err(RecvError::Closed) => return,
             }
         }
     });

@@ -194,9 +194,7 @@ impl Engine {
         opts: AttachOptions,
     ) -> Result<AttachSession, EngineError> {
         let container = self.find(name)?;
-        if !self.watching {
-            self.refresh(&container).await;
-        }
+        self.refresh(&container).await;
         let rec = container.snapshot();
         match rec.state.status {
             Status::Paused => return Err(AttachError::Paused.into()),
@@ -260,9 +258,7 @@ impl Engine {
         width: u16,
     ) -> Result<(), EngineError> {
         let container = self.find(name)?;
-        if !self.watching {
-            self.refresh(&container).await;
-        }
+        self.refresh(&container).await;
         let rec = container.snapshot();
         if !rec.state.status.is_running() {
             return Err(ContainerError::NotRunning {

@@ -1,12 +1,8 @@
 //! `create`: a new container record from a create request and its image.
 
-use std::sync::Arc;
-
 use api_types::{ContainerConfig, ContainerCreateRequest, ContainerCreateResponse, HostConfig};
 
-use super::{
-    naming, now_rfc3339, Container, ContainerError, ContainerRecord, RunState, RECORD_FILE,
-};
+use super::{naming, now_rfc3339, ContainerError, ContainerRecord, RunState};
 use crate::engine::{Engine, EngineError};
 use crate::image::Image;
 use crate::Caller;
@@ -36,45 +32,27 @@ impl Engine {
             .transpose()?;
         let mut warnings = Vec::new();
         let host_config = self.check_host_config(host_config, &mut warnings)?;
-        // Daemonless: no other process creates, renames or removes until the record is
-        // written, so a free name stays free.
-        let _names = self.lock_names().await?;
+        // Where processes share the root, no other one creates, renames or removes until
+        // the record is written, so a free name stays free.
+        let _names = self.containers.lock_names().await?;
         // No layer of the image goes away while the container is made of it.
         let _pin = self.images.pin()?;
         let image = self.images.resolve(&requested.image)?;
-        let config = merge_config(requested, &image);
+        let mut config = merge_config(requested, &image);
         let (path, args) = command(&config)?;
 
         let id = super::new_id();
-        let container = {
-            let mut index = self.index.write().unwrap_or_else(|e| e.into_inner());
-            let shared = self.shared();
-            let holder = |n: &str| {
-                if shared {
-                    self.name_holder_on_disk(n)
-                } else {
-                    index.names.get(n).cloned()
-                }
-            };
-            let name = match wanted_name {
-                Some(n) => {
-                    if let Some(other) = holder(&n) {
-                        return Err(ContainerError::NameInUse { name: n, id: other }.into());
-                    }
-                    n
-                }
-                None => (0..64)
-                    .map(|attempt| naming::generate(id.as_bytes(), attempt))
-                    .find(|n| holder(n).is_none())
-                    .unwrap_or_else(|| format!("/{}", &id[..12])),
-            };
-            let mut config = config;
-            if config.hostname.is_empty() {
-                config.hostname = id[..12].to_string();
-            }
-            let record = ContainerRecord {
+        if config.hostname.is_empty() {
+            config.hostname = id[..12].to_string();
+        }
+        let generated = (0..64)
+            .map(|attempt| naming::generate(id.as_bytes(), attempt))
+            .chain(std::iter::once(format!("/{}", &id[..12])));
+        let container = self
+            .containers
+            .add(wanted_name, generated, |name| ContainerRecord {
                 id: id.clone(),
-                name: name.clone(),
+                name,
                 created: now_rfc3339(),
                 image_id: image.id.clone(),
                 image_name: config.image.clone(),
@@ -87,29 +65,7 @@ impl Engine {
                 restart_count: 0,
                 created_by_uid: caller.uid,
                 manually_stopped: false,
-            };
-            let container = Arc::new(Container::new(
-                record,
-                &self.config.data_root,
-                &self.config.exec_root,
-            ));
-            // Reserve the name and id before writing, so a concurrent create cannot take them.
-            index.names.insert(name, id.clone());
-            index.by_id.insert(id.clone(), container.clone());
-            container
-        };
-        let name = container.name();
-        if let Err(e) = self
-            .link_name(&name, &id)
-            .and_then(|()| persist_new(&container))
-        {
-            let mut index = self.index.write().unwrap_or_else(|e| e.into_inner());
-            index.names.retain(|_, v| *v != id);
-            index.by_id.remove(&id);
-            self.unlink_name(&name, &id);
-            let _ = std::fs::remove_dir_all(&container.dir);
-            return Err(e.into());
-        }
+            })?;
         drop(_pin);
         drop(_names);
         self.events.emit(
@@ -260,21 +216,6 @@ impl Engine {
         }
         Ok(hc)
     }
-}
-
-fn persist_new(container: &Container) -> Result<(), ContainerError> {
-    std::fs::create_dir_all(&container.dir).map_err(|e| {
-        ContainerError::io(format!("Failed to create {}", container.dir.display()), e)
-    })?;
-    let path = container.dir.join(RECORD_FILE);
-    crate::fsutil::write_json_atomic(&path, &container.snapshot()).map_err(|source| {
-        ContainerError::WriteState {
-            path: path.clone(),
-            source,
-        }
-    })?;
-    *container.stamp.lock().unwrap_or_else(|e| e.into_inner()) = super::disk::Stamp::of(&path);
-    Ok(())
 }
 
 fn invalid(message: impl Into<String>) -> ContainerError {

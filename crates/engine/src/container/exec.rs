@@ -202,9 +202,7 @@ impl Engine {
         req: ExecCreateRequest,
     ) -> Result<String, EngineError> {
         let container = self.find(name)?;
-        if !self.watching {
-            self.refresh(&container).await;
-        }
+        self.refresh(&container).await;
         self.check_exec_target(&container)?;
         if req.cmd.as_ref().is_none_or(|c| c.is_empty()) {
             return Err(ExecError::NoCommand.into());
@@ -274,9 +272,7 @@ impl Engine {
         opts: ExecStartRequest,
     ) -> Result<Option<ExecSession>, EngineError> {
         let (exec, container) = self.find_exec(id)?;
-        if !self.watching {
-            self.refresh(&container).await;
-        }
+        self.refresh(&container).await;
         {
             let mut st = exec.state();
             if st.exit_code.is_some() {

@@ -85,14 +85,14 @@ pub(crate) fn record_probe(
 }
 
 impl Engine {
-    /// Starts probing a container that has a healthcheck (berthd only: probes need a
-    /// process that lives as long as the container).
+    /// Starts probing a container that has a healthcheck (where exits are watched: probes
+    /// need a process that lives as long as the container; see [`Engine::supervise`]).
     pub(crate) fn start_health_monitor(&self, container: Arc<Container>) {
         let rec = container.snapshot();
         let Some(probe) = rec.config.healthcheck.as_ref().and_then(Probe::from_config) else {
             return;
         };
-        let Some(engine) = self.self_arc().filter(|e| e.watching) else {
+        let Some(engine) = self.self_arc() else {
             return;
         };
         let _ = container.update(|r| {

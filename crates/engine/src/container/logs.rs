@@ -197,9 +197,7 @@ async fn follow(
         }
         let _ = tokio::time::timeout(POLL, rx.changed()).await;
         if let Some(engine) = &engine {
-            if !engine.watching {
-                engine.refresh(&container).await;
-            }
+            engine.refresh(&container).await;
         }
     }
 }

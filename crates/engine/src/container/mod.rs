@@ -4,9 +4,11 @@
 mod archive;
 mod changes;
 mod create;
-mod disk;
 mod extract;
 mod fsroot;
+mod hold;
+#[cfg(test)]
+mod lifecycle_tests;
 mod logs;
 mod monitor;
 mod mounts;
@@ -19,6 +21,7 @@ mod restart;
 mod start;
 mod stats;
 mod stop;
+mod store;
 mod tarwrite;
 mod top;
 mod update;
@@ -43,9 +46,11 @@ use crate::ErrorKind;
 pub use archive::{ArchiveError, CopyToOptions, TarStream};
 pub use extract::{extract_into_host_dir, ExtractOptions, Owners};
 pub use logs::{LogChunk, LogOptions, LogStream};
+pub(crate) use monitor::ExitNotice;
 pub use mounts::BindMount;
 pub use query::ListOptions;
 pub use stats::StatsOptions;
+pub(crate) use store::ContainerStore;
 pub use tarwrite::archive_host_path;
 pub use wait::WaitCondition;
 
@@ -111,17 +116,6 @@ pub struct Processes {
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
-}
-
-impl Processes {
-    /// Whether the shim still runs (by its pidfs inode where there is one: no `/proc` read).
-    pub fn shim_alive(&self) -> bool {
-        if self.shim_ino != 0 {
-            crate::process::is_alive_ino(self.shim_pid, self.shim_ino)
-        } else {
-            crate::process::is_alive(self.shim_pid, self.shim_start_time)
-        }
-    }
 }
 
 /// The run-time state kept in a container's record.
@@ -211,8 +205,8 @@ pub(crate) struct Container {
     pub exit_claimed: Mutex<Option<(i32, u64)>>,
     /// Its shim's link and the attach sessions waiting for the next start.
     pub streams: attach::Streams,
-    /// Which version of the record file `record` holds (daemonless mode re-reads changes).
-    pub stamp: Mutex<Option<disk::Stamp>>,
+    /// Which version of the record file `record` holds (a shared store re-reads changes).
+    pub stamp: Mutex<Option<crate::store::Stamp>>,
 }
 
 impl Container {
@@ -259,7 +253,7 @@ impl Container {
                 source,
             }
         })?;
-        *self.stamp.lock().unwrap_or_else(|e| e.into_inner()) = disk::Stamp::of(&path);
+        *self.stamp.lock().unwrap_or_else(|e| e.into_inner()) = crate::store::Stamp::of(&path);
         let (status, code) = (rec.state.status, rec.state.exit_code);
         drop(rec);
         self.lifecycle.send_modify(|l| {

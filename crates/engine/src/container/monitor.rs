@@ -1,37 +1,66 @@
 //! Noticing exits: watching shims (berthd), looking when asked (daemonless), and
-//! reconciling disk with the kernel at start-up.
+//! reconciling disk with the kernel when berthd starts.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use shim::ExitStatus;
 
-use super::{Container, ContainerError, ContainerRecord, Processes, Status, RECORD_FILE};
-use crate::engine::{Engine, EngineError};
-use crate::rootfs::{self, Overlay};
-use crate::{process, Caller};
+use super::{Container, ContainerError, Processes, Status};
+use crate::engine::Engine;
+use crate::rootfs::Overlay;
+use crate::Caller;
+
+/// How an engine learns that a container exited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ExitNotice {
+    /// berthd: a task per running container waits on its shim's pidfd and handles the
+    /// exit as it happens; restart policies, auto-removal and healthchecks act then.
+    Watched,
+    /// Daemonless: no process outlives the command, so an exit is recorded by whoever next
+    /// looks at the container ([`Engine::refresh`]), and an auto-remove container is
+    /// removed then; restart policies and healthchecks need berthd.
+    OnLook,
+}
+
+/// How often someone waiting for news of a container looks at it where nobody watches
+/// exits (the shim's exit wakes them at once; this is for changes other processes make).
+const LOOK_EVERY: Duration = Duration::from_millis(50);
 
 impl Engine {
+    /// A container's shim has started it: where exits are watched, watch this one, and
+    /// probe its health if it has a healthcheck.
+    pub(crate) fn supervise(&self, container: &Arc<Container>, processes: Processes) {
+        match self.exits {
+            ExitNotice::Watched => {
+                self.watch_shim(container.clone(), processes);
+                self.start_health_monitor(container.clone());
+            }
+            ExitNotice::OnLook => {}
+        }
+    }
+
     /// Watches a container's shim and handles the container's exit when the shim exits.
-    pub(crate) fn watch_shim(&self, container: Arc<Container>, processes: Processes) {
+    fn watch_shim(&self, container: Arc<Container>, processes: Processes) {
         let Some(engine) = self.self_arc() else {
             return;
         };
         tokio::spawn(async move {
-            if let Err(e) = process::pidfd_exited(processes.shim_pid).await {
+            if let Err(e) = engine.kernel.shim_exited(&processes).await {
                 tracing::debug!(id = %container.id, error = %e, "cannot watch the shim with a pidfd");
             }
             // Without a pidfd (or if it failed), fall back to polling.
-            while processes.shim_alive() {
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            while engine.kernel.shim_alive(&processes) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
             engine.handle_exit(&container, &processes).await;
         });
     }
 
     /// Records a container's exit once its shim is gone: reads the exit file, unmounts the
-    /// root file system, publishes `die`, and (berthd) restarts by policy or auto-removes.
-    /// Idempotent. In daemonless mode the caller holds the container's lock, and an
-    /// auto-remove container is removed when it is next looked at (see [`Engine::refresh`]).
+    /// root file system, publishes `die`, and (where exits are watched) restarts by policy
+    /// or auto-removes. Idempotent. When exits are noticed on look, the caller holds the
+    /// container, and an auto-remove container is removed by [`Engine::refresh`].
     pub(crate) async fn handle_exit(&self, container: &Arc<Container>, processes: &Processes) {
         let rec = container.snapshot();
         if !rec.state.status.is_running() || rec.state.processes.as_ref() != Some(processes) {
@@ -56,10 +85,13 @@ impl Engine {
                 finished_at: super::now_rfc3339(),
             },
         };
-        if let Err(e) = Overlay::in_dir(&container.dir, rec.layers.clone()).unmount() {
+        let overlay = Overlay::in_dir(&container.dir, rec.layers.clone());
+        if let Err(e) = self.kernel.unmount(&overlay.merged) {
             tracing::warn!(id = %container.id, error = %e, "cannot unmount the root file system");
         }
-        let _ = std::fs::remove_dir_all(&container.run_dir);
+        if let Err(e) = crate::fsutil::remove_tree(&container.run_dir) {
+            tracing::warn!(id = %container.id, error = %e, "cannot remove the bundle");
+        }
         let result = container.update(|r| {
             r.state.status = Status::Exited;
             r.state.processes = None;
@@ -72,20 +104,16 @@ impl Engine {
         }
         let engine = Caller::engine();
         let mut attrs = container.event_attributes();
-        // Daemonless commands notice an exit late: date the events when it happened (not
-        // before the start, though, should the clocks disagree).
-        let when = if self.watching {
-            crate::events::now_nanos()
-        } else {
-            let nanos = |t: &str| {
-                chrono::DateTime::parse_from_rfc3339(t)
-                    .ok()
-                    .and_then(|t| t.timestamp_nanos_opt())
-            };
-            nanos(&status.finished_at)
-                .map(|exit| exit.max(nanos(&rec.state.started_at).unwrap_or(0)))
-                .unwrap_or_else(crate::events::now_nanos)
+        // Date the events when the shim saw the exit (an exit noticed on look comes late),
+        // not before the start, though, should the clocks disagree.
+        let nanos = |t: &str| {
+            chrono::DateTime::parse_from_rfc3339(t)
+                .ok()
+                .and_then(|t| t.timestamp_nanos_opt())
         };
+        let when = nanos(&status.finished_at)
+            .map(|exit| exit.max(nanos(&rec.state.started_at).unwrap_or(0)))
+            .unwrap_or_else(crate::events::now_nanos);
         if status.oom_killed {
             self.events.emit_at(
                 &engine,
@@ -100,7 +128,7 @@ impl Engine {
         self.events
             .emit_at(&engine, "container", "die", &container.id, attrs, when);
         container.lifecycle.send_modify(|l| l.exits += 1);
-        if !self.watching {
+        if self.exits == ExitNotice::OnLook {
             return;
         }
         let ran_for = chrono::DateTime::parse_from_rfc3339(&rec.state.started_at)
@@ -115,105 +143,18 @@ impl Engine {
             return;
         }
         if rec.host_config.auto_remove {
-            if let Err(e) = self.remove_container(&engine, &container.id, true).await {
-                tracing::warn!(id = %container.id, error = %e, "auto-remove failed");
+            match self.remove_container(&engine, &container.id, true).await {
+                // Removed meanwhile by someone who noticed the exit too.
+                Ok(()) | Err(crate::EngineError::Container(ContainerError::NotFound { .. })) => {}
+                Err(e) => tracing::warn!(id = %container.id, error = %e, "auto-remove failed"),
             }
         }
     }
 
-    /// Brings a container up to date when no watcher does (daemonless mode): re-reads its
-    /// record if another process changed it; a running container whose shim is gone has
-    /// exited, which is recorded under the container's lock; an exited auto-remove container
-    /// is removed. For callers that do not hold the container (see [`Engine::lock_op`]).
-    pub(crate) async fn refresh(&self, container: &Arc<Container>) {
-        if !self.shared() {
-            return self.refresh_locked(container).await;
-        }
-        if !matches!(self.sync_container(container), Ok(true)) {
-            return;
-        }
-        let rec = container.snapshot();
-        let exited = rec
-            .state
-            .processes
-            .as_ref()
-            .filter(|_| rec.state.status.is_running())
-            .is_some_and(|p| !p.shim_alive());
-        let half_removed = matches!(rec.state.status, Status::Removing | Status::Dead);
-        if !exited && !half_removed && !super::disk::is_garbage(&rec) {
-            return;
-        }
-        // Taking the lock records the exit, or finishes a removal whose process died. If
-        // anyone holds the container, leave it to them (it may be our caller).
-        let Some(Ok(_op)) = Box::pin(self.try_lock_op(container)).await else {
-            return;
-        };
-        if super::disk::is_garbage(&container.snapshot()) {
-            if let Err(e) = Box::pin(self.remove_locked(&Caller::engine(), container, true)).await {
-                tracing::warn!(id = %container.id, error = %e, "auto-remove failed");
-            }
-        }
-    }
-
-    /// [`Engine::refresh`] for callers that hold the container's lock.
-    pub(crate) async fn refresh_locked(&self, container: &Arc<Container>) {
-        let rec = container.snapshot();
-        if let Some(p) = rec
-            .state
-            .processes
-            .as_ref()
-            .filter(|_| rec.state.status.is_running())
-        {
-            if !p.shim_alive() {
-                let p = p.clone();
-                Box::pin(self.handle_exit(container, &p)).await;
-            }
-        }
-    }
-
-    /// Loads every container record under the data root into the index.
-    pub(crate) fn load_containers(&self) -> Result<(), EngineError> {
-        let dir = self.config.data_root.join("containers");
-        let entries = std::fs::read_dir(&dir).map_err(|source| EngineError::Open {
-            path: dir.clone(),
-            source,
-        })?;
-        let mut index = self.index.write().unwrap_or_else(|e| e.into_inner());
-        for entry in entries.flatten() {
-            let path = entry.path().join(RECORD_FILE);
-            match crate::fsutil::read_json::<ContainerRecord>(&path) {
-                Ok(record) => {
-                    index.names.insert(record.name.clone(), record.id.clone());
-                    let c = Arc::new(Container::new(
-                        record,
-                        &self.config.data_root,
-                        &self.config.exec_root,
-                    ));
-                    index.by_id.insert(c.id.clone(), c);
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    // A directory without a record: a create that never finished.
-                    tracing::warn!(dir = %entry.path().display(), "removing a container directory without state");
-                    for m in rootfs::mounts_under(&entry.path()) {
-                        let _ = rootfs::unmount(&m);
-                    }
-                    let _ = std::fs::remove_dir_all(entry.path());
-                }
-                Err(e) => {
-                    // Keep the directory for inspection; never delete what might be data.
-                    tracing::error!(path = %path.display(), error = %e, "skipping a container whose state cannot be read");
-                }
-            }
-        }
-        drop(index);
-        // Daemonless commands find containers by these links.
-        self.repair_names();
-        Ok(())
-    }
-
-    /// Matches the records with the kernel: re-watches live shims, records exits that
-    /// happened while nobody watched, and removes what nothing owns (mounts, bundles,
-    /// cgroups of containers that are gone).
+    /// When berthd opens its store: matches the records with the kernel. Re-watches live
+    /// shims, records exits that happened while nobody watched, finishes removals left
+    /// half-done, starts what restart policies say must run with the daemon, and removes
+    /// what nothing owns (mounts, bundles, cgroups of containers that are gone).
     pub(crate) async fn reconcile(&self) {
         for container in self.all_containers() {
             let rec = container.snapshot();
@@ -223,21 +164,17 @@ impl Engine {
                 .clone()
                 .filter(|_| rec.state.status.is_running())
             {
-                Some(p) if p.shim_alive() => {
-                    if self.watching {
-                        self.watch_shim(container.clone(), p);
-                    }
-                }
+                Some(p) if self.kernel.shim_alive(&p) => self.supervise_restored(&container, p),
                 Some(p) => self.handle_exit(&container, &p).await,
                 None => {
                     let overlay = Overlay::in_dir(&container.dir, rec.layers.clone());
-                    if let Err(e) = overlay.unmount() {
+                    if let Err(e) = self.kernel.unmount(&overlay.merged) {
                         tracing::warn!(id = %container.id, error = %e, "cannot unmount a stopped container's root");
                     }
                     // Half-removed, or (left by daemonless commands) exited and waiting to be
                     // auto-removed.
                     if matches!(rec.state.status, Status::Removing | Status::Dead)
-                        || super::disk::is_garbage(&rec)
+                        || super::store::is_garbage(&rec)
                     {
                         let _ = self
                             .remove_container(&Caller::engine(), &container.id, true)
@@ -246,39 +183,41 @@ impl Engine {
                 }
             }
         }
-        if !self.watching {
-            return;
-        }
         for container in self.all_containers() {
             if super::restart::start_with_daemon(&container.snapshot()) {
                 let _ = container.update(|r| r.state.status = Status::Restarting);
-                self.spawn_start_after(container, std::time::Duration::ZERO);
+                self.spawn_start_after(container, Duration::ZERO);
             }
         }
-        let known = |id: &str| {
-            self.index
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .by_id
-                .contains_key(id)
-        };
+        let running: std::collections::HashSet<String> = self
+            .all_containers()
+            .iter()
+            .filter(|c| c.snapshot().state.status.is_running())
+            .map(|c| c.id.clone())
+            .collect();
+        let known: std::collections::HashSet<String> =
+            self.all_containers().iter().map(|c| c.id.clone()).collect();
         if let Ok(rd) = std::fs::read_dir(self.config.exec_root.join("containers")) {
             for e in rd.flatten() {
                 let id = e.file_name().to_string_lossy().into_owned();
-                if !known(&id) {
+                if !known.contains(&id) {
                     tracing::info!(id, "removing an orphaned bundle");
-                    let _ = std::fs::remove_dir_all(e.path());
+                    if let Err(e) = crate::fsutil::remove_tree(&e.path()) {
+                        tracing::warn!(id, error = %e, "cannot remove an orphaned bundle");
+                    }
                 }
             }
         }
-        self.cgroups.remove_orphans(&|id| {
-            self.index
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .by_id
-                .get(id)
-                .is_some_and(|c| c.snapshot().state.status.is_running())
-        });
+        self.kernel
+            .remove_orphan_cgroups(&self.cgroups, &|id| running.contains(id));
+    }
+
+    /// A container found running when berthd starts: its shim is watched again.
+    fn supervise_restored(&self, container: &Arc<Container>, processes: Processes) {
+        match self.exits {
+            ExitNotice::Watched => self.watch_shim(container.clone(), processes),
+            ExitNotice::OnLook => {}
+        }
     }
 
     /// Waits until a container's exit has been handled, up to `timeout`. The caller holds
@@ -286,7 +225,7 @@ impl Engine {
     pub(crate) async fn wait_for_exit(
         &self,
         container: &Arc<Container>,
-        timeout: std::time::Duration,
+        timeout: Duration,
     ) -> Result<(), ContainerError> {
         self.wait_for_exit_as(container, timeout, true).await
     }
@@ -295,7 +234,7 @@ impl Engine {
     pub(crate) async fn wait_for_exit_unheld(
         &self,
         container: &Arc<Container>,
-        timeout: std::time::Duration,
+        timeout: Duration,
     ) -> Result<(), ContainerError> {
         self.wait_for_exit_as(container, timeout, false).await
     }
@@ -303,44 +242,71 @@ impl Engine {
     async fn wait_for_exit_as(
         &self,
         container: &Arc<Container>,
-        timeout: std::time::Duration,
+        timeout: Duration,
         held: bool,
     ) -> Result<(), ContainerError> {
         let mut rx = container.lifecycle.subscribe();
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            if !rx.borrow_and_update().status.is_running() {
+            let now = *rx.borrow_and_update();
+            if !now.status.is_running() || now.removed {
                 return Ok(());
             }
-            // Without a watcher (daemonless), look at the shim ourselves.
-            if !self.watching {
-                if held {
-                    Box::pin(self.refresh_locked(container)).await;
-                } else {
-                    Box::pin(self.refresh(container)).await;
-                }
-                if !container.snapshot().state.status.is_running()
-                    || container.lifecycle.borrow().removed
-                {
-                    return Ok(());
-                }
-            }
-            let step = if self.watching {
-                deadline.saturating_duration_since(tokio::time::Instant::now())
-            } else {
-                std::time::Duration::from_millis(10)
-            };
-            match tokio::time::timeout(step, rx.changed()).await {
-                Ok(Ok(())) => continue,
-                Ok(Err(_)) => return Ok(()),
-                Err(_) if tokio::time::Instant::now() >= deadline => {
+            match tokio::time::timeout_at(deadline, self.news(container, &mut rx, held)).await {
+                Ok(true) => continue,
+                Ok(false) => return Ok(()),
+                Err(_) => {
                     return Err(ContainerError::io(
                         format!("Container {} did not exit in time", container.id),
                         std::io::Error::from(std::io::ErrorKind::TimedOut),
                     ))
                 }
-                Err(_) => continue,
             }
         }
+    }
+
+    /// Waits until there may be news of a container: a change this process made or saw
+    /// (on `rx`) or, where nobody watches exits, its shim's exit or a short while (another
+    /// process may have changed it), after which the container is looked at (`held`: the
+    /// caller holds it). False if no more news can come.
+    pub(crate) async fn news(
+        &self,
+        container: &Arc<Container>,
+        rx: &mut tokio::sync::watch::Receiver<super::Lifecycle>,
+        held: bool,
+    ) -> bool {
+        let look_every = match self.exits {
+            ExitNotice::Watched => return rx.changed().await.is_ok(),
+            ExitNotice::OnLook => LOOK_EVERY,
+        };
+        let rec = container.snapshot();
+        let shim_exit = rec
+            .state
+            .processes
+            .filter(|_| rec.state.status.is_running())
+            .map(|p| self.kernel.shim_exited(&p));
+        let shim_exit = async {
+            match shim_exit {
+                Some(exited) => {
+                    let _ = exited.await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            changed = rx.changed() => {
+                if changed.is_err() {
+                    return false;
+                }
+            }
+            _ = shim_exit => {}
+            _ = tokio::time::sleep(look_every) => {}
+        }
+        if held {
+            Box::pin(self.refresh_locked(container)).await;
+        } else {
+            Box::pin(self.refresh(container)).await;
+        }
+        true
     }
 }

@@ -24,9 +24,11 @@ impl Engine {
                 .into())
             }
         }
-        self.cgroups.set_frozen(&container.id, true).map_err(|e| {
-            ContainerError::io(format!("Cannot pause container {}", container.id), e)
-        })?;
+        self.kernel
+            .set_frozen(&self.cgroups, &container.id, true)
+            .map_err(|e| {
+                ContainerError::io(format!("Cannot pause container {}", container.id), e)
+            })?;
         container.update(|r| r.state.status = Status::Paused)?;
         self.events.emit(
             caller,
@@ -48,9 +50,11 @@ impl Engine {
             }
             .into());
         }
-        self.cgroups.set_frozen(&container.id, false).map_err(|e| {
-            ContainerError::io(format!("Cannot unpause container {}", container.id), e)
-        })?;
+        self.kernel
+            .set_frozen(&self.cgroups, &container.id, false)
+            .map_err(|e| {
+                ContainerError::io(format!("Cannot unpause container {}", container.id), e)
+            })?;
         container.update(|r| r.state.status = Status::Running)?;
         self.events.emit(
             caller,

@@ -111,12 +111,7 @@ impl Engine {
         _caller: &Caller,
         opts: &ListOptions,
     ) -> Result<Vec<ContainerSummary>, EngineError> {
-        let mut recs = if self.shared() {
-            self.list_records().await
-        } else {
-            self.all_containers().iter().map(|c| c.snapshot()).collect()
-        };
-        recs.sort_by(|a, b| b.created.cmp(&a.created));
+        let recs = self.list_records().await;
         let all = opts.all || opts.limit.is_some() || !opts.filters.get("status").is_empty();
         let now = chrono::Utc::now();
         let out = recs
@@ -163,7 +158,7 @@ impl Engine {
         image_id: &str,
         image_sizes: &mut HashMap<String, i64>,
     ) -> (i64, i64) {
-        let rw = crate::fsutil::tree_size(&self.containers_dir().join(id).join("diff"));
+        let rw = crate::fsutil::tree_size(&self.containers.dir().join(id).join("diff"));
         let rw = i64::try_from(rw).unwrap_or(i64::MAX);
         let image = *image_sizes
             .entry(image_id.to_string())

@@ -9,7 +9,7 @@ use nix::sys::signal::Signal;
 
 use super::{Container, ContainerError, Status};
 use crate::engine::{Engine, EngineError};
-use crate::rootfs::{self, Overlay};
+use crate::rootfs::Overlay;
 use crate::Caller;
 
 impl Engine {
@@ -22,7 +22,16 @@ impl Engine {
         force: bool,
     ) -> Result<(), EngineError> {
         let container = self.find(name)?;
-        let _op = self.lock_op(&container).await?;
+        let half_removed = matches!(
+            container.snapshot().state.status,
+            Status::Removing | Status::Dead
+        );
+        let _op = match self.lock_op(&container).await {
+            Ok(op) => op,
+            // A removal left half-done, finished as the container was taken: done.
+            Err(ContainerError::NotFound { .. }) if half_removed => return Ok(()),
+            Err(e) => return Err(e.into()),
+        };
         Ok(self.remove_locked(caller, &container, force).await?)
     }
 
@@ -43,7 +52,7 @@ impl Engine {
             }
             self.signal(container, Signal::SIGKILL)?;
             if status == Status::Paused {
-                let _ = self.cgroups.set_frozen(&container.id, false);
+                let _ = self.kernel.set_frozen(&self.cgroups, &container.id, false);
             }
             self.wait_for_exit(container, Duration::from_secs(30))
                 .await?;
@@ -51,35 +60,23 @@ impl Engine {
                 return Ok(());
             }
         }
-        // Mark it first, so a crash half-way is finished on the next start-up.
+        // Mark it first, so a removal that stops half-way is finished by whoever next takes
+        // the container (or by berthd's next start).
         container.update(|r| r.state.status = Status::Removing)?;
         let overlay = Overlay::in_dir(&container.dir, container.snapshot().layers);
-        overlay.unmount()?;
-        for m in rootfs::mounts_under(&container.dir) {
-            rootfs::unmount(&m)?;
+        self.kernel.unmount(&overlay.merged)?;
+        for m in self.kernel.mounts_under(&container.dir) {
+            self.kernel.unmount(&m)?;
         }
-        self.cgroups.remove(&container.id);
+        self.kernel.remove_cgroups(&self.cgroups, &container.id);
+        // Nothing is mounted below any more (or the unmount above failed and we stopped):
+        // and should anything be, the removal stops there rather than enter it.
         for dir in [&container.run_dir, &container.dir] {
-            match std::fs::remove_dir_all(dir) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    return Err(ContainerError::io(
-                        format!("Failed to remove {}", dir.display()),
-                        e,
-                    ))
-                }
-            }
+            crate::fsutil::remove_tree(dir).map_err(|e| {
+                ContainerError::io(format!("Failed to remove {}", dir.display()), e)
+            })?;
         }
-        {
-            let mut index = self.index.write().unwrap_or_else(|e| e.into_inner());
-            index.by_id.remove(&container.id);
-            index.names.retain(|_, id| *id != container.id);
-        }
-        {
-            let _names = self.lock_names().await?;
-            self.unlink_name(&container.name(), &container.id);
-        }
+        self.containers.remove(container).await?;
         self.events.emit(
             caller,
             "container",

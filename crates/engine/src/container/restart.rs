@@ -62,7 +62,7 @@ impl Engine {
         ran_for: Duration,
     ) -> bool {
         let rec = container.snapshot();
-        if !self.watching || !should_restart(&rec, exit_code) {
+        if !should_restart(&rec, exit_code) {
             *container.backoff.lock().unwrap_or_else(|e| e.into_inner()) = Duration::ZERO;
             return false;
         }

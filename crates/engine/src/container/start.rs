@@ -52,15 +52,12 @@ impl Engine {
                     &container.id,
                     container.event_attributes(),
                 );
-                if self.watching {
-                    self.watch_shim(container.clone(), processes);
-                    self.start_health_monitor(container.clone());
-                }
+                self.supervise(&container, processes);
                 Ok(())
             }
             Err(e) => {
                 let overlay = Overlay::in_dir(&container.dir, container.snapshot().layers);
-                let _ = overlay.unmount();
+                let _ = self.kernel.unmount(&overlay.merged);
                 // Sessions attached for this start end with it, as the client's do.
                 container.streams.close_waiting();
                 if let ContainerError::StartFailed { message, .. } = &e {
@@ -85,7 +82,7 @@ impl Engine {
     async fn launch(&self, container: &Arc<Container>) -> Result<Processes, ContainerError> {
         let rec = container.snapshot();
         let overlay = Overlay::in_dir(&container.dir, rec.layers.clone());
-        overlay.mount()?;
+        self.kernel.mount_overlay(&overlay)?;
         let root = overlay.merged.clone();
 
         let passwd = rootfs::read_in_root(&root, Path::new("/etc/passwd"))
@@ -121,12 +118,6 @@ impl Engine {
         }
         if !has(&env, "HOME") {
             env.push(format!("HOME={}", user.home));
-        }
-        if rec.config.tty && !has(&env, "TERM") {
-            env.push("TERM=xterm".into());
-        }
-        if rec.config.tty && !has(&env, "TERM") {
-            env.push("TERM=xterm".into());
         }
         if rec.config.tty && !has(&env, "TERM") {
             env.push("TERM=xterm".into());
@@ -214,8 +205,9 @@ impl Engine {
         let control = super::link::prepare_start(container)
             .map_err(|e| ContainerError::io("Failed to create the shim's control channel", e))?;
         let shim_binary = self.config.shim_binary.clone();
+        let kernel = self.kernel.clone();
         let ready = tokio::task::spawn_blocking(move || {
-            shim::spawn(&shim_binary, &config_path, Some(control))
+            kernel.spawn_shim(&shim_binary, &config_path, Some(control))
         })
         .await
         .map_err(|e| ContainerError::io("The shim start-up task failed", std::io::Error::other(e)))?
@@ -224,12 +216,7 @@ impl Engine {
             Ready::Started {
                 shim_pid,
                 container_pid,
-            } => Ok(Processes {
-                pid: container_pid,
-                shim_pid,
-                shim_start_time: crate::process::start_time(shim_pid).unwrap_or(0),
-                shim_ino: crate::process::pidfs_ino(shim_pid).unwrap_or(0),
-            }),
+            } => Ok(self.kernel.processes(shim_pid, container_pid)),
             Ready::Failed { message } => {
                 let invalid = start_failure_exit_code(&message) != 128;
                 Err(ContainerError::StartFailed {

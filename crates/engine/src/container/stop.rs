@@ -29,10 +29,9 @@ impl Engine {
             let _op = self.lock_op(&container).await?;
             self.stop_locked(caller, &container, timeout, signal).await
         };
-        // Daemonless: an auto-remove container that stopped is removed now.
-        if self.shared() {
-            self.refresh(&container).await;
-        }
+        // An auto-remove container that stopped is removed now, if nobody watching its exit
+        // has done it already.
+        self.refresh(&container).await;
         result
     }
 
@@ -75,7 +74,7 @@ impl Engine {
         if rec.state.status == Status::Paused {
             // A frozen process cannot act on SIGTERM: kill it and thaw the cgroup.
             self.signal(container, Signal::SIGKILL)?;
-            let _ = self.cgroups.set_frozen(&container.id, false);
+            let _ = self.kernel.set_frozen(&self.cgroups, &container.id, false);
         } else {
             self.signal(container, sig)?;
         }
@@ -173,25 +172,8 @@ impl Engine {
                 id: container.id.clone(),
             });
         };
-        // The shim holds the container's process until it has reaped it, so while the
-        // shim lives the pid cannot have been reused.
-        if !p.shim_alive() {
-            return Ok(());
-        }
-        match process::pidfd_open(p.pid) {
-            Ok(fd) => match process::pidfd_send_signal(&fd, sig) {
-                Ok(()) => Ok(()),
-                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
-                Err(e) => Err(ContainerError::io(
-                    format!("Cannot kill container {}", container.id),
-                    e,
-                )),
-            },
-            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
-            Err(e) => Err(ContainerError::io(
-                format!("Cannot kill container {}", container.id),
-                e,
-            )),
-        }
+        self.kernel
+            .signal(&p, sig)
+            .map_err(|e| ContainerError::io(format!("Cannot kill container {}", container.id), e))
     }
 }

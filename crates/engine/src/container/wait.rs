@@ -49,7 +49,6 @@ impl Engine {
         let mut rx = container.lifecycle.subscribe();
         let start = *rx.borrow_and_update();
         let engine = self.self_arc();
-        let watching = self.watching;
         Ok(Box::pin(async move {
             loop {
                 let now = *rx.borrow_and_update();
@@ -66,41 +65,17 @@ impl Engine {
                         status_code: now.exit_code,
                     };
                 }
-                if watching {
-                    if rx.changed().await.is_err() {
-                        return WaitResponse {
-                            error: Some(WaitError {
-                                message: "the engine stopped".into(),
-                            }),
-                            status_code: -1,
-                        };
-                    }
-                } else {
-                    // Daemonless: nobody watches the shim. Wait for it to exit (its pidfd),
-                    // for news from this process, or a little while (another process may
-                    // have changed the container), then look.
-                    let rec = container.snapshot();
-                    let shim = rec
-                        .state
-                        .processes
-                        .filter(|_| rec.state.status.is_running())
-                        .map(|p| p.shim_pid);
-                    let shim_exit = async {
-                        match shim {
-                            Some(pid) => {
-                                let _ = crate::process::pidfd_exited(pid).await;
-                            }
-                            None => std::future::pending().await,
-                        }
+                let more = match &engine {
+                    Some(engine) => engine.news(&container, &mut rx, false).await,
+                    None => false,
+                };
+                if !more {
+                    return WaitResponse {
+                        error: Some(WaitError {
+                            message: "the engine stopped".into(),
+                        }),
+                        status_code: -1,
                     };
-                    tokio::select! {
-                        _ = rx.changed() => {}
-                        _ = shim_exit => {}
-                        _ = tokio::time::sleep(std::time::Duration::from_millis(50)) => {}
-                    }
-                    if let Some(engine) = &engine {
-                        engine.refresh(&container).await;
-                    }
                 }
             }
         }))

@@ -148,7 +148,7 @@ impl ScratchDir {
 impl Drop for ScratchDir {
     fn drop(&mut self) {
         if !self.keep {
-            if let Err(e) = std::fs::remove_dir_all(&self.path) {
+            if let Err(e) = crate::fsutil::remove_tree(&self.path) {
                 if e.kind() != io::ErrorKind::NotFound {
                     tracing::warn!(path = %self.path.display(), error = %e, "cannot remove scratch directory");
                 }

@@ -19,9 +19,9 @@
 //! is held shared by `load` and `import` while they unpack and publish, and exclusively by
 //! `remove` while it deletes layers, so a layer is never deleted under an image being made
 //! of it. Within one process these are a mutex and a read-write lock. A store opened with
-//! [`ImageStore::open_shared`] (daemonless commands, several processes on one store) also
-//! takes them across processes, as `flock`s on `index.lock` and `gc.lock`, and re-reads the
-//! tag index whenever another process has replaced it. Its crash clean-up (scratch space,
+//! [`ImageStore::open_shared`] ([`Sharing::Shared`]: daemonless commands, several processes
+//! on one store) also takes them across processes, as `flock`s on `index.lock` and
+//! `gc.lock`, and re-reads the tag index whenever another process has replaced it. Its crash clean-up (scratch space,
 //! unpublished layers) runs only when scratch space shows a crash and no other process is
 //! loading or removing images.
 
@@ -45,7 +45,6 @@ pub mod unpack;
 use std::collections::HashSet;
 use std::io;
 use std::ops::{Deref, DerefMut};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -60,6 +59,7 @@ use reference::{is_full_hex, is_lower_hex};
 use tag_index::TagIndex;
 
 use crate::lock::{FileLock, LockMode};
+use crate::store::{Sharing, Stamp};
 
 /// One image `load` brought in.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,28 +101,17 @@ pub struct ImageStore {
     index: Mutex<IndexState>,
     gc: RwLock<()>,
     /// Other processes use the store too: lock across processes, re-read the tag index.
-    shared: bool,
+    sharing: Sharing,
 }
 
 /// The tag index in memory, and which version of its file it was read from.
 #[derive(Default)]
 struct IndexState {
     tags: TagIndex,
-    stamp: Option<FileStamp>,
+    stamp: Option<Stamp>,
 }
 
 /// Which version of a file (replaced by rename on every write): inode, mtime, size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct FileStamp(u64, i64, i64, u64);
-
-impl FileStamp {
-    fn of(path: &Path) -> Option<Self> {
-        std::fs::metadata(path)
-            .ok()
-            .map(|m| Self(m.ino(), m.mtime(), m.mtime_nsec(), m.len()))
-    }
-}
-
 /// The tag index, locked (across processes too when the store is shared).
 pub(crate) struct IndexGuard<'a> {
     state: MutexGuard<'a, IndexState>,
@@ -147,7 +136,7 @@ impl Drop for IndexGuard<'_> {
     fn drop(&mut self) {
         // Still under the lock: whatever is on disk now is what memory holds.
         if let Some((path, _lock)) = &self.file {
-            self.state.stamp = FileStamp::of(path);
+            self.state.stamp = Stamp::of(path);
         }
     }
 }
@@ -161,11 +150,20 @@ pub(crate) struct GcGuard<'a> {
 }
 
 impl ImageStore {
+    /// Opens the store in `root` for its data root's [`Sharing`]: [`ImageStore::open`] for
+    /// the owner, [`ImageStore::open_shared`] for processes that share it.
+    pub fn open_as(root: &Path, sharing: Sharing) -> Result<Self, ImageError> {
+        match sharing {
+            Sharing::Owned => Self::open(root),
+            Sharing::Shared => Self::open_shared(root),
+        }
+    }
+
     /// Opens (creating if needed) the store in `root` (`<data-root>/image`), empties its
     /// scratch space and removes what a crash may have left unowned: tags of missing images
     /// and layers no image lists.
     pub fn open(root: &Path) -> Result<Self, ImageError> {
-        let store = Self::new(root, false)?;
+        let store = Self::new(root, Sharing::Owned)?;
         store.empty_tmp()?;
         *store.lock_index()? = TagIndex::load(&store.index_path())?;
         store.reconcile()?;
@@ -176,7 +174,7 @@ impl ImageStore {
     /// every operation locks across processes, and the crash clean-up of [`ImageStore::open`]
     /// runs only if scratch space shows a crash and no other process is using the store.
     pub fn open_shared(root: &Path) -> Result<Self, ImageError> {
-        let store = Self::new(root, true)?;
+        let store = Self::new(root, Sharing::Shared)?;
         let leftovers = std::fs::read_dir(store.tmp_dir())
             .map(|mut d| d.next().is_some())
             .unwrap_or(false);
@@ -191,13 +189,13 @@ impl ImageStore {
         Ok(store)
     }
 
-    fn new(root: &Path, shared: bool) -> Result<Self, ImageError> {
+    fn new(root: &Path, sharing: Sharing) -> Result<Self, ImageError> {
         let store = Self {
             root: root.to_path_buf(),
             layers: LayerStore::new(root.join("layers"), root.join("tmp")),
             index: Mutex::new(IndexState::default()),
             gc: RwLock::new(()),
-            shared,
+            sharing,
         };
         for dir in [
             root.to_path_buf(),
@@ -248,17 +246,15 @@ impl ImageStore {
         // The index in memory is only replaced after it was saved, so it is whole even if a
         // thread panicked while holding the lock.
         let mut state = self.index.lock().unwrap_or_else(PoisonError::into_inner);
-        if !self.shared {
+        let Some(lock) = self
+            .sharing
+            .lock(&self.root.join("index.lock"), LockMode::Exclusive)
+            .map_err(|e| ImageError::io("cannot lock the tag index", io::Error::other(e)))?
+        else {
             return Ok(IndexGuard { state, file: None });
-        }
-        let lock = FileLock::acquire(
-            &self.root.join("index.lock"),
-            LockMode::Exclusive,
-            crate::lock::wait_limit(),
-        )
-        .map_err(|e| ImageError::io("cannot lock the tag index", io::Error::other(e)))?;
+        };
         let path = self.index_path();
-        let stamp = FileStamp::of(&path);
+        let stamp = Stamp::of(&path);
         if stamp.is_none() || stamp != state.stamp {
             state.tags = TagIndex::load(&path)?;
             state.stamp = stamp;
@@ -270,11 +266,8 @@ impl ImageStore {
     }
 
     fn gc_file_lock(&self, mode: LockMode) -> Result<Option<FileLock>, ImageError> {
-        if !self.shared {
-            return Ok(None);
-        }
-        FileLock::acquire(&self.gc_lock_path(), mode, crate::lock::wait_limit())
-            .map(Some)
+        self.sharing
+            .lock(&self.gc_lock_path(), mode)
             .map_err(|e| ImageError::io("cannot lock the image store", io::Error::other(e)))
     }
 
@@ -431,7 +424,7 @@ impl ImageStore {
         for entry in entries.flatten() {
             let path = entry.path();
             let r = match entry.file_type() {
-                Ok(t) if t.is_dir() => std::fs::remove_dir_all(&path),
+                Ok(t) if t.is_dir() => crate::fsutil::remove_tree(&path),
                 _ => std::fs::remove_file(&path),
             };
             if let Err(e) = r {
