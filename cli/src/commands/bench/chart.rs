@@ -22,6 +22,8 @@ fn colour(id: EngineId) -> RGBColor {
         EngineId::DockerCliBerthd => RGBColor(44, 160, 44),
         EngineId::Docker => RGBColor(148, 103, 189),
         EngineId::Podman => RGBColor(255, 127, 14),
+        EngineId::BerthdOther => RGBColor(23, 190, 207),
+        EngineId::DaemonlessOther => RGBColor(227, 119, 194),
     }
 }
 

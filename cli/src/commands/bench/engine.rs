@@ -47,17 +47,28 @@ pub enum EngineId {
     Docker,
     /// podman on PATH
     Podman,
+    /// berth through a private berthd, both from the build given with --other-build
+    BerthdOther,
+    /// berth --daemonless from the build given with --other-build
+    DaemonlessOther,
 }
 
 impl EngineId {
     /// Every engine, in the report's column order.
-    pub const ALL: [EngineId; 5] = [
+    pub const ALL: [EngineId; 7] = [
         EngineId::Berthd,
         EngineId::Daemonless,
+        EngineId::BerthdOther,
+        EngineId::DaemonlessOther,
         EngineId::DockerCliBerthd,
         EngineId::Docker,
         EngineId::Podman,
     ];
+
+    /// Whether the engine is berth from the build given with `--other-build`.
+    pub fn is_other_build(self) -> bool {
+        matches!(self, EngineId::BerthdOther | EngineId::DaemonlessOther)
+    }
 
     /// The engine's column heading.
     pub fn label(self) -> &'static str {
@@ -67,6 +78,8 @@ impl EngineId {
             EngineId::DockerCliBerthd => "docker CLI → berthd",
             EngineId::Docker => "docker",
             EngineId::Podman => "podman",
+            EngineId::BerthdOther => "berthd (other build)",
+            EngineId::DaemonlessOther => "daemonless (other build)",
         }
     }
 
@@ -78,6 +91,8 @@ impl EngineId {
             EngineId::DockerCliBerthd => "docker-cli-berthd",
             EngineId::Docker => "docker",
             EngineId::Podman => "podman",
+            EngineId::BerthdOther => "berthd-other",
+            EngineId::DaemonlessOther => "daemonless-other",
         }
     }
 }
@@ -102,6 +117,8 @@ pub struct Setup<'a> {
     pub accounting: Option<&'a Accounting>,
     /// `--host`: measure this berthd instead of starting one.
     pub host: Option<String>,
+    /// `--other-build`: the `berth` binary of another build, measured beside this one.
+    pub other_berth: Option<PathBuf>,
     /// Every container name the bench makes starts with it.
     pub prefix: String,
     pub progress: Progress,
@@ -181,8 +198,14 @@ impl Engine {
             progress: setup.progress.clone(),
             cancel: setup.cancel.clone(),
         };
+        if id.is_other_build() {
+            engine.program = setup
+                .other_berth
+                .clone()
+                .context("no other build to compare with (--other-build)")?;
+        }
         let private_berthd = |engine: &mut Engine, dir: &str| -> Result<PrivateBerthd> {
-            let bin = setup.berth.with_file_name("berthd");
+            let bin = engine.program.with_file_name("berthd");
             if !bin.is_file() {
                 bail!("berthd is not next to berth ({} is missing)", bin.display());
             }
@@ -192,6 +215,16 @@ impl Engine {
             Ok(d)
         };
         match id {
+            EngineId::BerthdOther => {
+                let d = private_berthd(&mut engine, "berthd-other")?;
+                engine.env.push(("BERTH_HOST", d.host().into()));
+                engine.how = format!(
+                    "{} → a private berthd of its build on {}",
+                    engine.program.display(),
+                    d.host()
+                );
+                engine.daemon = Daemon::Private(d);
+            }
             EngineId::Berthd => match &setup.host {
                 Some(host) => {
                     let socket = host.strip_prefix("unix://").with_context(|| {
@@ -210,10 +243,10 @@ impl Engine {
                     engine.daemon = Daemon::Private(d);
                 }
             },
-            EngineId::Daemonless => {
+            EngineId::Daemonless | EngineId::DaemonlessOther => {
                 let (data, exec) = (
-                    setup.tmp.join("daemonless/data"),
-                    setup.tmp.join("daemonless/exec"),
+                    setup.tmp.join(id.key()).join("data"),
+                    setup.tmp.join(id.key()).join("exec"),
                 );
                 engine.pre_args = vec![
                     "--daemonless".into(),
@@ -224,7 +257,8 @@ impl Engine {
                 ];
                 engine.env_remove.push("BERTH_HOST");
                 engine.how = format!(
-                    "berth --daemonless --data-root {} --exec-root {}",
+                    "{} --daemonless --data-root {} --exec-root {}",
+                    engine.program.display(),
                     data.display(),
                     exec.display()
                 );
@@ -315,7 +349,7 @@ impl Engine {
     fn detect_version(&self) -> Option<String> {
         let args: &[&str] = match self.id {
             EngineId::Podman => &["--version"],
-            EngineId::Daemonless => &["--version"],
+            EngineId::Daemonless | EngineId::DaemonlessOther => &["--version"],
             _ => &["version", "--format", "{{.Server.Version}}"],
         };
         let out = self.run(args).ok().filter(|o| o.status.success())?;
@@ -366,7 +400,9 @@ impl Engine {
         let shown: Vec<&str> = args.iter().take(4).copied().collect();
         let more = if args.len() > 4 { " …" } else { "" };
         match self.id {
-            EngineId::Daemonless => format!("{program} --daemonless {}{more}", shown.join(" ")),
+            EngineId::Daemonless | EngineId::DaemonlessOther => {
+                format!("{program} --daemonless {}{more}", shown.join(" "))
+            }
             _ => format!("{program} {}{more}", shown.join(" ")),
         }
     }

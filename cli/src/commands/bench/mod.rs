@@ -56,6 +56,11 @@ pub struct BenchArgs {
     /// Measure the berthd at this address (unix://PATH) instead of starting a private one
     #[arg(long, value_name = "unix://PATH")]
     pub host: Option<String>,
+    /// Also measure another build of berth (its `berth`, with berthd, berth-shim and
+    /// berth-runtime next to it) in the same run, as the engines berthd-other and
+    /// daemonless-other: a change's speed against the previous commit's
+    #[arg(long, value_name = "BERTH")]
+    pub other_build: Option<PathBuf>,
     /// Scenarios to run, comma-separated [default: all of them]
     #[arg(long, value_delimiter = ',', value_name = "SCENARIOS")]
     pub scenarios: Vec<ScenarioId>,
@@ -289,10 +294,18 @@ fn run(args: BenchArgs, cancel: Cancel) -> Result<()> {
     let started = chrono::Utc::now();
     let clock = Instant::now();
     let selected = if args.engines.is_empty() {
-        EngineId::ALL.to_vec()
+        EngineId::ALL
+            .into_iter()
+            .filter(|id| args.other_build.is_some() || !id.is_other_build())
+            .collect()
     } else {
         dedup(&args.engines)
     };
+    if let Some(other) = &args.other_build {
+        if !other.is_file() {
+            bail!("--other-build {}: no such berth binary", other.display());
+        }
+    }
     if !selected.contains(&args.baseline) {
         bail!(
             "The baseline {} is not among the engines measured (--engines)",
@@ -335,6 +348,7 @@ fn run(args: BenchArgs, cancel: Cancel) -> Result<()> {
             archive: &archive,
             accounting: lab.accounting.as_ref(),
             host: args.host.clone(),
+            other_berth: args.other_build.clone(),
             prefix: format!("berth-bench-{}-", std::process::id()),
             progress: progress.clone(),
             cancel: cancel.clone(),
