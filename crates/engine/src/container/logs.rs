@@ -67,7 +67,7 @@ impl Engine {
         let engine = self.self_arc();
         tokio::spawn(async move {
             let path = container.log_path();
-            let mut lines = read_all(&path).await;
+            let (mut lines, follower) = read_all(&path).await;
             lines.retain(|e| wanted(e, &opts));
             if let Some(n) = opts.tail {
                 let skip = lines.len().saturating_sub(n);
@@ -79,8 +79,15 @@ impl Engine {
                 }
             }
             if opts.follow && opts.until.is_none_or(|u| u > crate::events::now_nanos()) {
-                let start = Follower::at_end(&path);
-                follow(engine, container, start, tx, opts, FollowUntil::NotRunning).await;
+                follow(
+                    engine,
+                    container,
+                    follower,
+                    tx,
+                    opts,
+                    FollowUntil::NotRunning,
+                )
+                .await;
             }
         });
         Ok((tty, rx))
@@ -102,7 +109,8 @@ struct Follower {
 }
 
 impl Follower {
-    fn at_end(path: &Path) -> Self {
+    /// A reader of the current log file from its first line.
+    fn at_start(path: &Path) -> Self {
         let mut f = Self {
             path: path.to_path_buf(),
             reader: None,
@@ -110,11 +118,18 @@ impl Follower {
             partial: Vec::new(),
         };
         if let Ok(file) = File::open(path) {
-            use std::io::Seek;
-            let mut file = file;
-            let _ = file.seek(std::io::SeekFrom::End(0));
             f.inode = file.metadata().map(|m| m.ino()).unwrap_or(0);
             f.reader = Some(BufReader::new(file));
+        }
+        f
+    }
+
+    /// A reader of the lines written to the log from now on.
+    fn at_end(path: &Path) -> Self {
+        let mut f = Self::at_start(path);
+        if let Some(reader) = f.reader.as_mut() {
+            use std::io::Seek;
+            let _ = reader.seek(std::io::SeekFrom::End(0));
         }
         f
     }
@@ -234,30 +249,34 @@ fn to_chunk(e: LogEntry) -> LogChunk {
 }
 
 /// Every entry of a log and its rotated files, oldest first.
-async fn read_all(path: &Path) -> Vec<LogEntry> {
+/// Everything logged so far (rotated files first), and a follower of the current file
+/// positioned right after it: a line written while the past is read or sent is in one of
+/// the two, never in neither.
+async fn read_all(path: &Path) -> (Vec<LogEntry>, Follower) {
     let path = path.to_path_buf();
+    let again = path.clone();
     tokio::task::spawn_blocking(move || {
-        let mut files = Vec::new();
-        for n in (1..100).rev() {
-            let p = PathBuf::from(format!("{}.{n}", path.display()));
-            if p.exists() {
-                files.push(p);
-            }
-        }
-        files.push(path);
+        let mut current = Follower::at_start(&path);
         let mut out = Vec::new();
-        for p in files {
-            let Ok(f) = File::open(&p) else { continue };
+        for n in (1..100).rev() {
+            let Ok(f) = File::open(format!("{}.{n}", path.display())) else {
+                continue;
+            };
+            // Rotated since we opened the current file: it is read below.
+            if f.metadata().map(|m| m.ino()).ok() == Some(current.inode) {
+                continue;
+            }
             for line in BufReader::new(f).split(b'\n').map_while(Result::ok) {
                 if let Ok(e) = serde_json::from_slice::<LogEntry>(&line) {
                     out.push(e);
                 }
             }
         }
-        out
+        out.extend(current.read_new());
+        (out, current)
     })
     .await
-    .unwrap_or_default()
+    .unwrap_or_else(|_| (Vec::new(), Follower::at_end(&again)))
 }
 
 #[cfg(test)]
@@ -309,6 +328,12 @@ mod tests {
         let got = f.read_new();
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].log, "b\n");
-        assert_eq!(read_all(&log).await.len(), 3);
+        let (all, mut after) = read_all(&log).await;
+        assert_eq!(all.len(), 3);
+        // What is written once the past was read is the follower's, and only its.
+        std::fs::write(&log, format!("{}{}", line("b\n"), line("c\n"))).unwrap();
+        let got = after.read_new();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].log, "c\n");
     }
 }
