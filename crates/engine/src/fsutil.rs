@@ -98,51 +98,28 @@ pub(crate) fn remove_tree_at(parent: &impl AsFd, name: &OsStr, shown: &Path) -> 
         }
         Err(e) => return Err(at(shown, mount_or(e))),
     };
-    // Each level: its descriptor, its path (for messages) and the entries left to visit.
-    struct Level {
-        dir: OwnedFd,
-        name: OsString,
-        path: PathBuf,
-        left: Vec<OsString>,
-    }
-    let level = |dir: OwnedFd, name: OsString, path: PathBuf| -> io::Result<Level> {
-        let mut left = Vec::new();
-        for entry in rfs::Dir::read_from(&dir).map_err(|e| at(&path, e.into()))? {
-            let entry = entry.map_err(|e| at(&path, e.into()))?;
-            let n = entry.file_name().to_bytes();
-            if n != b"." && n != b".." {
-                left.push(OsStr::from_bytes(n).to_os_string());
-            }
-        }
-        Ok(Level {
-            dir,
-            name,
-            path,
-            left,
-        })
+    let mut walk = Walk {
+        anchor: parent.as_fd(),
+        stack: vec![Level::read(top, name.to_os_string(), shown.to_path_buf())?],
+        lo: 0,
     };
-    let mut stack = vec![level(top, name.to_os_string(), shown.to_path_buf())?];
-    while let Some(top) = stack.last_mut() {
+    while let Some(top) = walk.stack.last_mut() {
         let Some(child) = top.left.pop() else {
             // Everything below is gone: remove the directory from its parent.
-            let done = stack.pop().expect("a level");
-            let r = match stack.last() {
-                Some(p) => rfs::unlinkat(&p.dir, &done.name, AtFlags::REMOVEDIR),
-                None => rfs::unlinkat(parent, &done.name, AtFlags::REMOVEDIR),
-            };
-            match r {
+            let done = walk.stack.pop().expect("a level");
+            drop(done.dir);
+            let parent = walk.top_dir()?;
+            match rfs::unlinkat(parent, &done.name, AtFlags::REMOVEDIR) {
                 Ok(()) | Err(rustix::io::Errno::NOENT) => continue,
                 Err(e) => return Err(at(&done.path, mount_or(e))),
             }
         };
         let child_path = top.path.join(&child);
-        match open_beneath(&top.dir, &child) {
-            Ok(fd) => {
-                let next = level(fd, child, child_path)?;
-                stack.push(next);
-            }
+        let dir = walk.top_dir()?;
+        match open_beneath(&dir, &child) {
+            Ok(fd) => walk.push(Level::read(fd, child, child_path)?),
             Err(rustix::io::Errno::NOTDIR) | Err(rustix::io::Errno::LOOP) => {
-                match rfs::unlinkat(&top.dir, &child, AtFlags::empty()) {
+                match rfs::unlinkat(dir, &child, AtFlags::empty()) {
                     Ok(()) | Err(rustix::io::Errno::NOENT) => {}
                     Err(e) => return Err(at(&child_path, mount_or(e))),
                 }
@@ -152,6 +129,86 @@ pub(crate) fn remove_tree_at(parent: &impl AsFd, name: &OsStr, shown: &Path) -> 
         }
     }
     Ok(())
+}
+
+/// How many directories of one walk are open at once: a tree of any depth is removed with
+/// a bounded number of descriptors (a container can make one deeper than any limit).
+const OPEN_LEVELS: usize = 64;
+
+/// One directory of a [`remove_tree`] walk: its descriptor (while it is among the deepest
+/// [`OPEN_LEVELS`]), its name in its parent, its path (for messages) and the entries left.
+struct Level {
+    dir: Option<OwnedFd>,
+    name: OsString,
+    path: PathBuf,
+    left: Vec<OsString>,
+}
+
+impl Level {
+    fn read(dir: OwnedFd, name: OsString, path: PathBuf) -> io::Result<Self> {
+        let mut left = Vec::new();
+        for entry in rfs::Dir::read_from(&dir).map_err(|e| at(&path, e.into()))? {
+            let entry = entry.map_err(|e| at(&path, e.into()))?;
+            let n = entry.file_name().to_bytes();
+            if n != b"." && n != b".." {
+                left.push(OsStr::from_bytes(n).to_os_string());
+            }
+        }
+        Ok(Self {
+            dir: Some(dir),
+            name,
+            path,
+            left,
+        })
+    }
+}
+
+/// The directories from the top of a removal down to where it is: the deepest
+/// [`OPEN_LEVELS`] open (`lo..`), those above closed and opened again, from the top down
+/// (never following a symlink or crossing a mount), when the walk climbs back to them.
+struct Walk<'a> {
+    /// The descriptor of the top directory's parent.
+    anchor: std::os::fd::BorrowedFd<'a>,
+    stack: Vec<Level>,
+    lo: usize,
+}
+
+impl Walk<'_> {
+    fn push(&mut self, level: Level) {
+        self.stack.push(level);
+        if self.stack.len() - self.lo > OPEN_LEVELS {
+            self.stack[self.lo].dir = None;
+            self.lo += 1;
+        }
+    }
+
+    /// The descriptor of the deepest directory (the top's parent when the stack is empty),
+    /// opening it again if the walk had closed it.
+    fn top_dir(&mut self) -> io::Result<std::os::fd::BorrowedFd<'_>> {
+        let Some(last) = self.stack.len().checked_sub(1) else {
+            return Ok(self.anchor);
+        };
+        if self.stack[last].dir.is_none() {
+            // Everything from the top down is closed: open it again, keeping the deepest.
+            self.lo = last.saturating_sub(OPEN_LEVELS - 1);
+            for k in 0..=last {
+                let fd = {
+                    let base = match k {
+                        0 => self.anchor,
+                        _ => self.stack[k - 1].dir.as_ref().expect("just opened").as_fd(),
+                    };
+                    open_beneath(&base, &self.stack[k].name)
+                        .map_err(|e| at(&self.stack[k].path, mount_or(e)))?
+                };
+                self.stack[k].dir = Some(fd);
+                if k >= OPEN_LEVELS {
+                    self.stack[k - OPEN_LEVELS].dir = None;
+                }
+            }
+        }
+        self.lo = self.lo.min(last);
+        Ok(self.stack[last].dir.as_ref().expect("open").as_fd())
+    }
 }
 
 /// Opens the directory `parent/name` for reading, failing with `EXDEV` if it is a mount
@@ -193,11 +250,21 @@ mod tests {
         std::fs::write(outside.join("keep"), b"x").unwrap();
         let tree = dir.path().join("tree");
         let mut deep = tree.clone();
-        for _ in 0..2000 {
+        // Deeper than the descriptors a process may open (run it under `ulimit -n 256`).
+        for _ in 0..700 {
             deep.push("d");
         }
         std::fs::create_dir_all(&deep).unwrap();
         std::fs::write(deep.join("f"), b"x").unwrap();
+        // Something beside the chain at every depth, so the walk climbs back through all.
+        let mut side = tree.clone();
+        for n in 0..700 {
+            if n % 5 == 0 {
+                std::fs::create_dir_all(side.join("s")).unwrap();
+                std::fs::write(side.join("s/g"), b"y").unwrap();
+            }
+            side.push("d");
+        }
         std::os::unix::fs::symlink(&outside, tree.join("link")).unwrap();
         std::os::unix::fs::symlink(&outside, deep.join("link")).unwrap();
         remove_tree(&tree).unwrap();
