@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use berth_tests::{bin_dir, is_root, mounts_under, run_with_timeout, text};
+use berth_tests::{bin_dir, mounts_under, require_root, run_with_timeout, text};
 use serde_json::Value;
 
 /// The scenario ids every full or quick run reports.
@@ -276,11 +276,9 @@ fn check_cleaned_up(tmp: &Path, results: Option<&Value>) {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn quick_bench_reports_every_scenario() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
-        return;
-    }
+    require_root();
     let out = tempfile::tempdir().unwrap();
     let dir = out.path().join("results");
     let mut cmd = bench_cmd(&["--quick", "--out"]);
@@ -304,11 +302,9 @@ fn quick_bench_reports_every_scenario() {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn an_engine_that_is_not_there_is_reported_not_fatal() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
-        return;
-    }
+    require_root();
     let out = tempfile::tempdir().unwrap();
     let dir = out.path().join("results");
     let mut cmd = bench_cmd(&[
@@ -345,11 +341,9 @@ fn an_engine_that_is_not_there_is_reported_not_fatal() {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn an_interrupted_bench_removes_what_it_started() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
-        return;
-    }
+    require_root();
     let out = tempfile::tempdir().unwrap();
     let mut cmd = bench_cmd(&["--engines", "berthd", "--scenarios", "listing", "--out"]);
     cmd.arg(out.path().join("results"))

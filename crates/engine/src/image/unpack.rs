@@ -671,6 +671,7 @@ pub(crate) mod tests {
     }
 
     #[test]
+    #[ignore = "needs root: layers are unpacked with their owners (run scripts/test.sh as root)"]
     fn files_dirs_and_metadata_are_kept() {
         let f = fixture();
         let mut t = TarMaker::default();
@@ -735,6 +736,7 @@ pub(crate) mod tests {
     }
 
     #[test]
+    #[ignore = "needs root: layers are unpacked with their owners (run scripts/test.sh as root)"]
     fn dot_dot_that_stays_inside_is_cleaned() {
         let f = fixture();
         let tar = TarMaker::default()
@@ -748,6 +750,7 @@ pub(crate) mod tests {
     }
 
     #[test]
+    #[ignore = "needs root: layers are unpacked with their owners (run scripts/test.sh as root)"]
     fn absolute_names_are_contained() {
         let f = fixture();
         let inside_name = format!("{}/secret", f.outside.display());
@@ -759,6 +762,7 @@ pub(crate) mod tests {
     }
 
     #[test]
+    #[ignore = "needs root: layers are unpacked with their owners (run scripts/test.sh as root)"]
     fn symlink_to_root_then_entry_through_it_is_contained() {
         let f = fixture();
         let outside = f.outside.display().to_string();
@@ -783,6 +787,7 @@ pub(crate) mod tests {
     }
 
     #[test]
+    #[ignore = "needs root: layers are unpacked with their owners (run scripts/test.sh as root)"]
     fn entries_under_a_symlink_to_nothing_are_refused() {
         let f = fixture();
         let tar = TarMaker::default()
@@ -796,6 +801,7 @@ pub(crate) mod tests {
     }
 
     #[test]
+    #[ignore = "needs root: layers are unpacked with their owners (run scripts/test.sh as root)"]
     fn relative_symlink_climbing_out_is_contained() {
         let f = fixture();
         let tar = TarMaker::default()
@@ -813,6 +819,7 @@ pub(crate) mod tests {
     }
 
     #[test]
+    #[ignore = "needs root: layers are unpacked with their owners (run scripts/test.sh as root)"]
     fn an_entry_replacing_a_symlink_does_not_follow_it() {
         let f = fixture();
         let secret = f.outside.join("secret").display().to_string();
@@ -861,6 +868,7 @@ pub(crate) mod tests {
     }
 
     #[test]
+    #[ignore = "needs root: layers are unpacked with their owners (run scripts/test.sh as root)"]
     fn hard_links_inside_the_layer_work() {
         let f = fixture();
         let tar = TarMaker::default()
@@ -886,6 +894,7 @@ pub(crate) mod tests {
     }
 
     #[test]
+    #[ignore = "needs root: layers are unpacked with their owners (run scripts/test.sh as root)"]
     fn whiteouts_become_overlay_whiteouts() {
         let f = fixture();
         let mut wh = TarMaker::header(EntryType::Regular, "etc/.wh.motd", 0o600);
@@ -923,6 +932,7 @@ pub(crate) mod tests {
     }
 
     #[test]
+    #[ignore = "needs root: layers are unpacked with their owners (run scripts/test.sh as root)"]
     fn devices_and_fifos_are_made() {
         let f = fixture();
         let mut null = TarMaker::header(EntryType::Char, "dev/null", 0o666);
@@ -954,6 +964,7 @@ pub(crate) mod tests {
     }
 
     #[test]
+    #[ignore = "needs root: layers are unpacked with their owners (run scripts/test.sh as root)"]
     fn pax_times_owners_and_xattrs_are_kept_but_overlay_xattrs_dropped() {
         let f = fixture();
         let tar = TarMaker::default()
@@ -990,6 +1001,7 @@ pub(crate) mod tests {
     }
 
     #[test]
+    #[ignore = "needs root: layers are unpacked with their owners (run scripts/test.sh as root)"]
     fn later_entries_replace_earlier_ones() {
         let f = fixture();
         let tar = TarMaker::default()
@@ -1010,6 +1022,7 @@ pub(crate) mod tests {
     }
 
     #[test]
+    #[ignore = "needs root: layers are unpacked with their owners (run scripts/test.sh as root)"]
     fn the_root_entry_sets_the_layer_root() {
         let f = fixture();
         let mut root = TarMaker::header(EntryType::Directory, "./", 0o700);
@@ -1027,6 +1040,7 @@ pub(crate) mod tests {
     }
 
     #[test]
+    #[ignore = "needs root: layers are unpacked with their owners (run scripts/test.sh as root)"]
     fn symlink_loops_and_files_as_directories_fail_cleanly() {
         let f = fixture();
         let tar = TarMaker::default()
