@@ -1,5 +1,35 @@
 //! The end-to-end harness: a real `berthd` on a temporary socket and root, real containers,
 //! the real `docker` CLI, and clean-up that runs even when a test fails.
+//!
+//! # Every test here needs root, so every test here is ignored by default
+//!
+//! Namespaces, mounts and cgroups need root, and the tests need the packages
+//! `scripts/install-deps.sh` installs (busybox-static, runc, the docker CLI, docker-py). A
+//! test is never skipped silently: each one carries the reason it may not run, and
+//! `scripts/test.sh` (CI's command, run as root) runs them all with `--run-ignored all`.
+//! Write a test as
+//!
+//! ```ignore
+//! #[test]
+//! #[ignore = "needs root (run scripts/test.sh as root)"]
+//! fn docker_ps_lists_a_created_container() {
+//!     let d = Daemon::start();
+//!     // ...
+//! }
+//! ```
+//!
+//! and a test of both modes inside [`both_modes!`], which adds that attribute itself. Never
+//! return early because something is missing: [`Daemon::start`] (and [`require_root`] for a
+//! test without a daemon) panics with "needs root (run scripts/test.sh as root)", and a
+//! missing package fails with the name of what to install. A unit test of this crate checks
+//! that every `#[test]` in `tests/` carries the attribute and that none tests `is_root()`.
+//!
+//! Run them as root, a file or a test at a time:
+//!
+//! ```sh
+//! cargo nextest run --run-ignored all -p berth-tests --test exec
+//! cargo nextest run --run-ignored all -p berth-tests -E 'test(docker_run)'
+//! ```
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -74,7 +104,7 @@ pub enum Mode {
 
 /// Runs each test body once through berthd and once daemonless: every
 /// `fn name(mode: Mode) { ... }` inside becomes the tests `name::daemon` and
-/// `name::daemonless`.
+/// `name::daemonless`, both ignored by default as needing root (see the crate's doc).
 #[macro_export]
 macro_rules! both_modes {
     ($( $(#[$meta:meta])* fn $name:ident($mode:ident: Mode) $body:block )*) => {
@@ -85,10 +115,12 @@ macro_rules! both_modes {
                 use super::*;
                 fn run($mode: $crate::Mode) $body
                 #[test]
+                #[ignore = "needs root (run scripts/test.sh as root)"]
                 fn daemon() {
                     run($crate::Mode::Daemon)
                 }
                 #[test]
+                #[ignore = "needs root (run scripts/test.sh as root)"]
                 fn daemonless() {
                     run($crate::Mode::Daemonless)
                 }
@@ -126,6 +158,7 @@ impl Daemon {
     }
 
     fn start_as(mode: Mode, runtime: &str) -> Self {
+        require_root();
         let root = tempfile::Builder::new()
             .prefix("berth-e2e-")
             .tempdir()
@@ -655,9 +688,17 @@ pub fn ok(out: &Output) -> String {
     text(&out.stdout)
 }
 
-/// Whether the tests can run: they need root (namespaces, mounts, cgroups).
+/// Whether this process runs as root. A test does not branch on it: it calls
+/// [`require_root`] (or [`Daemon::start`], which does) and is marked ignored.
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
+}
+
+/// Fails the test, saying why, unless it runs as root (namespaces, mounts, cgroups). A test
+/// that needs root is marked `#[ignore = "needs root (run scripts/test.sh as root)"]` and
+/// calls this first (or [`Daemon::start`], which does), so it never passes without running.
+pub fn require_root() {
+    assert!(is_root(), "needs root (run scripts/test.sh as root)");
 }
 
 /// Runs `cmd` with `input` on its stdin (then closed) and collects its output; at most 60 s.
@@ -721,4 +762,61 @@ pub fn wait_until(what: &str, cond: impl FnMut() -> bool) {
         eventually(Duration::from_secs(30), cond),
         "timed out waiting for {what}"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The end-to-end test files, with their text.
+    fn test_files() -> Vec<(PathBuf, String)> {
+        let dir = repo_root().join("tests/tests");
+        let mut files: Vec<(PathBuf, String)> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "rs"))
+            .map(|p| {
+                let text = std::fs::read_to_string(&p).unwrap();
+                (p, text)
+            })
+            .collect();
+        files.sort();
+        assert!(!files.is_empty(), "no test files in {}", dir.display());
+        files
+    }
+
+    /// The policy of the crate's doc, checked as any user runs the tests: every end-to-end
+    /// test says why it may not run, and none passes by returning early when not root.
+    #[test]
+    fn every_end_to_end_test_is_ignored_with_its_reason() {
+        let mut tests = 0;
+        let mut bad = Vec::new();
+        for (path, text) in test_files() {
+            let lines: Vec<&str> = text.lines().map(str::trim).collect();
+            for (i, line) in lines.iter().enumerate() {
+                let at = format!("{}:{}", path.display(), i + 1);
+                if line.contains("is_root()") {
+                    bad.push(format!(
+                        "{at}: tests `is_root()`; call berth_tests::require_root() (or Daemon::start) instead"
+                    ));
+                }
+                if *line != "#[test]" {
+                    continue;
+                }
+                tests += 1;
+                let attributes = lines[i + 1..].iter().take_while(|l| l.starts_with("#["));
+                if !attributes
+                    .clone()
+                    .any(|a| a.starts_with("#[ignore = \"") && a.ends_with("\"]"))
+                {
+                    bad.push(format!(
+                        "{at}: add #[ignore = \"needs root (run scripts/test.sh as root)\"] below #[test]"
+                    ));
+                }
+            }
+        }
+        assert!(tests > 0, "no #[test] found");
+        assert!(bad.is_empty(), "{}", bad.join("\n"));
+    }
 }

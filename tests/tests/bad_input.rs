@@ -16,6 +16,7 @@ fn json_error(r: &berth_tests::HttpResponse) -> String {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn malformed_and_mistyped_json_is_a_400() {
     let d = Daemon::start();
     let h = [("Content-Type", "application/json")];
@@ -57,6 +58,7 @@ fn malformed_and_mistyped_json_is_a_400() {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn a_2gb_body_is_refused_without_reading_it() {
     let d = Daemon::start();
     let t0 = std::time::Instant::now();
@@ -78,6 +80,7 @@ fn a_2gb_body_is_refused_without_reading_it() {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn version_prefixes_and_unknown_routes() {
     let d = Daemon::start();
     let r = d.request("GET", "/v1.24/version", &[], b"").unwrap();
@@ -98,6 +101,7 @@ fn version_prefixes_and_unknown_routes() {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn bad_names_references_and_signals() {
     let d = Daemon::start();
     let h = [("Content-Type", "application/json")];
@@ -178,6 +182,7 @@ fn tar_with(entries: &[(&str, tar::EntryType, &[u8], Option<&str>)]) -> Vec<u8> 
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn hostile_tarballs_cannot_write_outside_the_layer() {
     let d = Daemon::start();
     let before = std::fs::read("/etc/passwd").unwrap();

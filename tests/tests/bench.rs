@@ -1,13 +1,17 @@
 //! `berth bench`: the shape of what it writes (every scenario in the markdown and the JSON,
-//! numbers that parse, a well-formed SVG) and that it removes everything it started, also
-//! when interrupted. Never its speed: benchmarks are not timed assertions.
+//! the floor under the start rows, numbers that parse, a well-formed SVG) and that it
+//! removes everything it started, also when interrupted. Never its speed: benchmarks are
+//! not timed assertions.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use berth_tests::{bin_dir, is_root, mounts_under, run_with_timeout, text};
+use berth_tests::{bin_dir, mounts_under, require_root, run_with_timeout, text};
 use serde_json::Value;
+
+/// The floor's rows: the container started without an engine.
+const FLOOR: [&str; 3] = ["berth-runtime", "runc", "unshare-chroot"];
 
 /// The scenario ids every full or quick run reports.
 const SCENARIOS: [&str; 9] = [
@@ -103,6 +107,7 @@ fn check_json(results: &Value) {
     }
     let berthd = &results["engines"][0];
     assert_eq!(berthd["available"], true, "{berthd}");
+    assert_eq!(results["schema"], 2);
     assert_eq!(results["baseline"], "berthd");
     assert_eq!(results["quick"], true);
     for key in [
@@ -179,6 +184,52 @@ fn check_json(results: &Value) {
         let cell = &row["cells"]["berthd"];
         assert_eq!(cell["status"], "measured", "fifty/{}: {cell}", row["id"]);
     }
+    check_floor_json(results, &engines);
+}
+
+/// The floor: every way of starting the container without an engine measured (runc and
+/// unshare are installed where the tests run), and every engine's distance from it.
+fn check_floor_json(results: &Value, engines: &[&str]) {
+    let floor = &results["floor"];
+    assert_eq!(floor["compared_with"], "run-rm/p50", "{floor}");
+    assert!(!floor["method"].as_str().unwrap().is_empty());
+    assert!(floor["cgroup_parent"]
+        .as_str()
+        .unwrap()
+        .starts_with("berth-bench-"));
+    let rows = floor["rows"].as_array().unwrap();
+    let ids: Vec<&str> = rows.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, FLOOR);
+    for row in rows {
+        let p50 = &row["p50"];
+        assert_eq!(p50["status"], "measured", "floor/{}: {p50}", row["id"]);
+        let v = p50["value"].as_f64().unwrap();
+        assert!(v.is_finite() && v > 0.0, "floor/{}: {p50}", row["id"]);
+        let samples = p50["samples"].as_array().unwrap();
+        assert_eq!(
+            samples.len() as u64,
+            results["plan"]["latency_runs"].as_u64().unwrap(),
+            "floor/{}: one sample per round",
+            row["id"]
+        );
+        assert!(row["p90"].as_f64().is_some_and(f64::is_finite), "{row}");
+        assert!(!row["how"].as_str().unwrap().is_empty(), "{row}");
+        for engine in engines {
+            let gap = &row["engines"][*engine];
+            match gap["status"].as_str() {
+                Some("measured") => {
+                    assert!(
+                        gap["above_ms"].as_f64().is_some_and(f64::is_finite),
+                        "{gap}"
+                    );
+                    assert!(gap["ratio"].as_f64().is_some_and(|r| r > 0.0), "{gap}");
+                }
+                Some("unavailable") => assert!(!gap["reason"].as_str().unwrap().is_empty()),
+                _ => panic!("floor/{}/{engine}: {gap}", row["id"]),
+            }
+        }
+        assert_eq!(row["engines"]["berthd"]["status"], "measured", "{row}");
+    }
 }
 
 fn check_markdown(md: &str, results: &Value) {
@@ -236,6 +287,57 @@ fn check_markdown(md: &str, results: &Value) {
         assert!(md.contains(&format!("n/a [{k}]")));
     }
     assert!(!md.contains(&format!("n/a [{}]", notes + 1)));
+    check_floor_markdown(md);
+}
+
+/// The floor's table: a row per way, its p50 and p90, then each engine's distance from it
+/// (`+x.x (r.rr×)`) or why it has none.
+fn check_floor_markdown(md: &str) {
+    let header = md
+        .lines()
+        .find(|l| l.starts_with("| floor | p50 ms | p90 ms |"))
+        .expect("the floor's table");
+    assert!(
+        header.ends_with(" docker CLI → berthd | docker | podman |"),
+        "{header}"
+    );
+    let rows: Vec<&str> = md
+        .lines()
+        .skip_while(|l| !l.starts_with("| floor |"))
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .collect();
+    let labels: Vec<&str> = rows
+        .iter()
+        .map(|l| l.split('|').nth(1).unwrap().trim())
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            "`berth-runtime` alone",
+            "`runc` alone",
+            "`unshare` + `chroot`"
+        ]
+    );
+    for line in rows {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        // "", floor, p50, p90, 5 engines, "".
+        assert_eq!(cells.len(), 10, "{line}");
+        for cell in &cells[2..4] {
+            check_cell(cell, line);
+        }
+        for cell in &cells[4..9] {
+            if cell.starts_with("n/a [") {
+                check_cell(cell, line);
+                continue;
+            }
+            let (diff, ratio) = cell.split_once(" (").unwrap_or_else(|| panic!("{cell:?}"));
+            assert!(diff.starts_with('+') || diff.starts_with('-'), "{cell:?}");
+            let d: f64 = diff[1..].parse().unwrap_or_else(|_| panic!("{cell:?}"));
+            assert!(d.is_finite(), "{cell:?}");
+            check_cell(&format!("1 ({ratio}"), line);
+        }
+    }
 }
 
 fn check_svg(path: &Path) {
@@ -257,6 +359,10 @@ fn check_cleaned_up(tmp: &Path, results: Option<&Value>) {
         "mounts left under {}",
         tmp.display()
     );
+    if let Some(parent) = results.and_then(|r| r["floor"]["cgroup_parent"].as_str()) {
+        let left = cgroups_named(parent);
+        assert!(left.is_empty(), "the floor's cgroups were left: {left:?}");
+    }
     if let Some(cg) = results.and_then(|r| r["cpu_accounting"].as_str()) {
         if let Some(dir) = cg
             .split_whitespace()
@@ -276,11 +382,9 @@ fn check_cleaned_up(tmp: &Path, results: Option<&Value>) {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn quick_bench_reports_every_scenario() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
-        return;
-    }
+    require_root();
     let out = tempfile::tempdir().unwrap();
     let dir = out.path().join("results");
     let mut cmd = bench_cmd(&["--quick", "--out"]);
@@ -304,11 +408,9 @@ fn quick_bench_reports_every_scenario() {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn an_engine_that_is_not_there_is_reported_not_fatal() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
-        return;
-    }
+    require_root();
     let out = tempfile::tempdir().unwrap();
     let dir = out.path().join("results");
     let mut cmd = bench_cmd(&[
@@ -345,11 +447,9 @@ fn an_engine_that_is_not_there_is_reported_not_fatal() {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn an_interrupted_bench_removes_what_it_started() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
-        return;
-    }
+    require_root();
     let out = tempfile::tempdir().unwrap();
     let mut cmd = bench_cmd(&["--engines", "berthd", "--scenarios", "listing", "--out"]);
     cmd.arg(out.path().join("results"))
@@ -388,6 +488,75 @@ fn an_interrupted_bench_removes_what_it_started() {
     assert_eq!(status.code(), Some(130));
     assert!(!out.path().join("results/results.json").exists());
     check_cleaned_up(&tmp, None);
+}
+
+#[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
+fn an_interrupted_floor_removes_its_containers_and_cgroups() {
+    require_root();
+    let out = tempfile::tempdir().unwrap();
+    let mut cmd = bench_cmd(&[
+        "--engines",
+        "berthd",
+        "--scenarios",
+        "run-rm",
+        "--runs",
+        "1000",
+        "--out",
+    ]);
+    cmd.arg(out.path().join("results"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let bench_pid = child.id() as i32;
+    // The floor makes its runtimes' cgroups under this parent from its first start on.
+    let parent = format!("berth-bench-{bench_pid}-floor");
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let tmp = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            panic!("the bench exited ({st}) before the floor started");
+        }
+        assert!(Instant::now() < deadline, "the floor made no cgroups");
+        if !cgroups_named(&parent).is_empty() {
+            if let Some(data) = private_berthd_data_root(bench_pid) {
+                break data.parent().unwrap().parent().unwrap().to_path_buf();
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(bench_pid),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the interrupted bench did not finish cleaning up");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(130));
+    let left = cgroups_named(&parent);
+    assert!(left.is_empty(), "the floor's cgroups were left: {left:?}");
+    check_cleaned_up(&tmp, None);
+}
+
+/// The directories named `name` at the top of every cgroup hierarchy.
+fn cgroups_named(name: &str) -> Vec<PathBuf> {
+    let root = Path::new("/sys/fs/cgroup");
+    let mut dirs = vec![root.join(name)];
+    dirs.extend(
+        std::fs::read_dir(root)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path().join(name)),
+    );
+    dirs.into_iter().filter(|d| d.is_dir()).collect()
 }
 
 /// The `--data-root` of the berthd that `bench` started, while it runs.

@@ -4,6 +4,7 @@
 use berth_tests::{both_modes, ok, text, Daemon};
 
 #[test]
+#[ignore = "needs root and runc (run scripts/test.sh as root)"]
 fn runc_runtime_runs_the_same_container() {
     if !std::path::Path::new("/usr/sbin/runc").exists() {
         panic!("runc is not installed: .ci/run installs Debian's runc");

@@ -122,6 +122,7 @@ fn fds_settle(d: &Daemon, limit: usize) -> usize {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn docker_cp_copies_files_and_directories_both_ways() {
     let d = Daemon::start();
     let host = tempfile::tempdir().unwrap();
@@ -283,6 +284,7 @@ fn docker_cp_copies_files_and_directories_both_ways() {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn docker_cp_a_keeps_owners_or_takes_the_container_user() {
     let d = Daemon::start();
     let host = tempfile::tempdir().unwrap();
@@ -357,6 +359,7 @@ fn docker_cp_a_keeps_owners_or_takes_the_container_user() {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn docker_cp_works_on_stopped_containers_and_unmounts_after() {
     let d = Daemon::start();
     let host = tempfile::tempdir().unwrap();
@@ -416,6 +419,7 @@ fn docker_cp_works_on_stopped_containers_and_unmounts_after() {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn cp_never_reaches_the_host() {
     let d = Daemon::start();
     let host = tempfile::tempdir().unwrap();
@@ -564,6 +568,7 @@ fn cp_never_reaches_the_host() {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn tar_bombs_are_refused_and_berthd_keeps_serving() {
     let d = Daemon::start();
     ok(&d.docker(&["run", "-d", "--name", "bomb", "busybox", "sleep", "300"]));
@@ -644,6 +649,7 @@ fn tar_bombs_are_refused_and_berthd_keeps_serving() {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn archive_api_answers_like_dockerd() {
     let d = Daemon::start();
     ok(&d.docker(&[
@@ -808,6 +814,7 @@ fn archive_api_answers_like_dockerd() {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn a_client_that_goes_away_mid_archive_leaks_nothing() {
     let d = Daemon::start();
     ok(&d.docker(&[
@@ -897,6 +904,7 @@ fn a_client_that_goes_away_mid_archive_leaks_nothing() {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn docker_diff_lists_what_the_container_changed() {
     let d = Daemon::start();
     ok(&d.docker(&[
@@ -1125,6 +1133,7 @@ berth_tests::both_modes! {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn berth_and_docker_show_the_same() {
     let d = Daemon::start();
     ok(&d.docker(&[
@@ -1241,6 +1250,7 @@ berth_tests::both_modes! {
 /// writing, reads berthd's error instead of "broken pipe" (hyper would close the
 /// connection under it if berthd did not drain what is left).
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn refused_uploads_are_answered_not_cut_off() {
     let d = Daemon::start();
     ok(&d.docker(&["run", "-d", "--name", "up", "busybox", "sleep", "300"]));
@@ -1269,6 +1279,7 @@ fn refused_uploads_are_answered_not_cut_off() {
 /// while its root is already unmounted. Each copy must see the container's files (from a
 /// root mounted for the copy if need be), and nothing stays mounted afterwards.
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn copies_racing_the_end_of_a_container() {
     let d = Daemon::start();
     ok(&d.berth(&[

@@ -16,6 +16,7 @@ fn wait_for_log(d: &Daemon, name: &str, want: &str) -> String {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn a_container_keeps_running_across_a_daemon_restart() {
     let mut d = Daemon::start();
     ok(&d.berth(&[
@@ -61,6 +62,7 @@ fn a_container_keeps_running_across_a_daemon_restart() {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn an_exit_while_the_daemon_is_down_is_recorded_on_restart() {
     let mut d = Daemon::start();
     ok(&d.berth(&[

@@ -55,6 +55,7 @@ fn lines_of(child: &mut Child) -> mpsc::Receiver<String> {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn detached_containers_outlive_the_command_that_ran_them() {
     let d = Daemon::start_in(Mode::Daemonless);
     let id = ok(&d.berth(&[
@@ -108,6 +109,7 @@ fn detached_containers_outlive_the_command_that_ran_them() {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn berthd_and_daemonless_commands_never_share_a_data_root() {
     let mut d = Daemon::start();
     let pid = d.daemon_pid().unwrap();
@@ -160,6 +162,7 @@ fn berthd_and_daemonless_commands_never_share_a_data_root() {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn stopping_berthd_hands_the_root_over_and_back() {
     let mut d = Daemon::start();
     ok(&d.berth(&[
@@ -211,6 +214,7 @@ fn stopping_berthd_hands_the_root_over_and_back() {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn locks_die_with_their_process_and_a_stuck_holder_is_named() {
     let d = Daemon::start_in(Mode::Daemonless);
     ok(&d.berth(&[
@@ -286,6 +290,7 @@ fn run(cmd: &mut Command) -> std::process::Output {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn a_hundred_concurrent_runs_lose_nothing() {
     let d = Daemon::start_in(Mode::Daemonless);
     let spawn = |args: &[&str]| {
@@ -385,6 +390,7 @@ fn a_hundred_concurrent_runs_lose_nothing() {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn concurrent_image_commands_keep_the_store_whole() {
     let d = Daemon::start_in(Mode::Daemonless);
     let archive = berth_tests::busybox_archive().to_str().unwrap().to_string();
@@ -456,6 +462,7 @@ fn concurrent_image_commands_keep_the_store_whole() {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn the_journal_shows_what_other_commands_did() {
     let d = Daemon::start_in(Mode::Daemonless);
     let since = format!("{:.3}", now() - 1.0);
@@ -523,6 +530,7 @@ fn the_journal_shows_what_other_commands_did() {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn berthd_appends_to_the_journal_too() {
     let mut d = Daemon::start();
     let since = format!("{:.3}", now() - 1.0);
@@ -549,6 +557,7 @@ fn berthd_appends_to_the_journal_too() {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn a_corrupt_data_root_is_reported_and_what_can_be_recovered_is() {
     let d = Daemon::start_in(Mode::Daemonless);
     ok(&d.berth(&["create", "--name", "good", "busybox", "true"]));
@@ -629,6 +638,7 @@ fn a_corrupt_data_root_is_reported_and_what_can_be_recovered_is() {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn the_environment_can_ask_for_daemonless_and_roots_need_it() {
     let d = Daemon::start_in(Mode::Daemonless);
     let mut cmd = Command::new(berth_tests::bin_dir().join("berth"));
@@ -655,6 +665,7 @@ fn the_environment_can_ask_for_daemonless_and_roots_need_it() {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn daemonless_commands_racing_a_starting_berthd_either_run_or_are_refused() {
     let mut d = Daemon::start();
     d.stop_daemon();

@@ -3,6 +3,7 @@
 use berth_tests::{ok, text, Daemon};
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn docker_run_echo_prints_hello() {
     let d = Daemon::start();
     let out = d.docker(&["run", "--rm", "busybox", "echo", "hello"]);
@@ -14,6 +15,7 @@ fn docker_run_echo_prints_hello() {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn docker_run_returns_the_exit_code_and_stderr() {
     let d = Daemon::start();
     let out = d.docker(&[
@@ -30,6 +32,7 @@ fn docker_run_returns_the_exit_code_and_stderr() {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn docker_unknown_image_exits_125() {
     let d = Daemon::start();
     let out = d.docker(&["run", "--rm", "nosuchimage", "true"]);
@@ -43,6 +46,7 @@ fn docker_unknown_image_exits_125() {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn docker_missing_command_exits_127() {
     let d = Daemon::start();
     let out = d.docker(&["run", "--rm", "busybox", "nosuchcmd"]);
@@ -60,6 +64,7 @@ fn docker_missing_command_exits_127() {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn docker_name_conflict_exits_125_with_dockers_message() {
     let d = Daemon::start();
     ok(&d.docker(&["create", "--name", "taken", "busybox", "true"]));
@@ -73,6 +78,7 @@ fn docker_name_conflict_exits_125_with_dockers_message() {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn docker_detached_lifecycle_ps_logs_stop_rm() {
     let d = Daemon::start();
     let id = ok(&d.docker(&[
@@ -117,6 +123,7 @@ fn docker_detached_lifecycle_ps_logs_stop_rm() {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn docker_rm_force_removes_a_running_container() {
     let d = Daemon::start();
     ok(&d.docker(&["run", "-d", "--name", "busy", "busybox", "sleep", "300"]));
@@ -128,6 +135,7 @@ fn docker_rm_force_removes_a_running_container() {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn docker_version_and_info_talk_to_berthd() {
     let d = Daemon::start();
     let v = ok(&d.docker(&["version", "--format", "{{.Server.APIVersion}}"]));
@@ -148,6 +156,7 @@ fn docker_version_and_info_talk_to_berthd() {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn docker_logs_follow_streams_until_exit() {
     let d = Daemon::start();
     ok(&d.docker(&[
@@ -169,6 +178,7 @@ fn docker_logs_follow_streams_until_exit() {
 /// `docker ps -s`: what the container wrote (`SizeRw`, each file once) and the whole root
 /// with the image (`SizeRootFs`), in docker's "12.3kB (virtual 2MB)" form.
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn docker_ps_s_shows_what_a_container_wrote() {
     let d = Daemon::start();
     ok(&d.docker(&["run", "-d", "--name", "writer", "busybox", "sleep", "300"]));

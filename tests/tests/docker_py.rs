@@ -27,6 +27,7 @@ fn run_script(d: &Daemon, name: &str) {
 }
 
 #[test]
+#[ignore = "needs root and docker-py (run scripts/test.sh as root)"]
 fn docker_py_exec_and_attach() {
     let d = Daemon::start();
     run_script(&d, "exec_attach.py");
@@ -34,6 +35,7 @@ fn docker_py_exec_and_attach() {
 }
 
 #[test]
+#[ignore = "needs root and docker-py (run scripts/test.sh as root)"]
 fn docker_py_basics() {
     let d = Daemon::start();
     run_script(&d, "basics.py");
@@ -41,6 +43,7 @@ fn docker_py_basics() {
 }
 
 #[test]
+#[ignore = "needs root and docker-py (run scripts/test.sh as root)"]
 fn docker_py_archive_export_and_diff() {
     let d = Daemon::start();
     run_script(&d, "archive.py");
@@ -48,6 +51,7 @@ fn docker_py_archive_export_and_diff() {
 }
 
 #[test]
+#[ignore = "needs root and docker-py (run scripts/test.sh as root)"]
 fn docker_py_stats_and_top() {
     let d = Daemon::start();
     run_script(&d, "observe.py");

@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use berth_tests::pty::Pty;
-use berth_tests::{eventually, is_root, ok, text, with_input, Daemon};
+use berth_tests::{eventually, ok, text, with_input, Daemon};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -125,24 +125,20 @@ fn basics(runtime: &str) {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn exec_basics_berth_runtime() {
-    if is_root() {
-        basics("berth");
-    }
+    basics("berth");
 }
 
 #[test]
+#[ignore = "needs root and runc (run scripts/test.sh as root)"]
 fn exec_basics_runc() {
-    if is_root() {
-        basics("runc");
-    }
+    basics("runc");
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn exec_it_session_with_resizes() {
-    if !is_root() {
-        return;
-    }
     let d = Daemon::start();
     ok(&d.docker(&["run", "-d", "--name", "box", "busybox", "sleep", "600"]));
     for client in ["docker", "berth"] {
@@ -188,10 +184,8 @@ fn status_field(status: &str, key: &str) -> String {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn exec_joins_the_container_and_gets_its_capabilities() {
-    if !is_root() {
-        return;
-    }
     let d = Daemon::start();
     ok(&d.docker(&[
         "run",
@@ -239,10 +233,8 @@ fn exec_joins_the_container_and_gets_its_capabilities() {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn exec_errors_are_dockers() {
-    if !is_root() {
-        return;
-    }
     let d = Daemon::start();
     ok(&d.docker(&["run", "-d", "--name", "box", "busybox", "sleep", "600"]));
     let id = d.docker_inspect("box", "{{.Id}}");
@@ -335,10 +327,8 @@ fn exec_errors_are_dockers() {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn exec_inspect_exec_ids_and_start_once() {
-    if !is_root() {
-        return;
-    }
     let d = Daemon::start();
     ok(&d.docker(&["run", "-d", "--name", "box", "busybox", "sleep", "600"]));
     let json = [("Content-Type", "application/json")];
@@ -504,10 +494,8 @@ fn processes_in(d: &Daemon, name: &str) -> usize {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn a_hundred_execs_leave_no_descriptor_or_process() {
-    if !is_root() {
-        return;
-    }
     let d = Daemon::start();
     ok(&d.docker(&["run", "-d", "--name", "box", "busybox", "sleep", "600"]));
     // Warm up (first connections, lazily created state), then count.
@@ -570,10 +558,8 @@ fn a_hundred_execs_leave_no_descriptor_or_process() {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn exec_across_a_daemon_restart() {
-    if !is_root() {
-        return;
-    }
     let mut d = Daemon::start();
     ok(&d.docker(&[
         "run", "-d", "--name", "box", "-i", "busybox", "sleep", "600",
@@ -629,10 +615,8 @@ fn exec_across_a_daemon_restart() {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn exec_clients_vanishing_mid_stream() {
-    if !is_root() {
-        return;
-    }
     let d = Daemon::start();
     ok(&d.docker(&["run", "-d", "--name", "box", "busybox", "sleep", "600"]));
     ok(&d.docker(&["exec", "box", "true"]));
@@ -700,10 +684,8 @@ fn exec_clients_vanishing_mid_stream() {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn api_exec_clients_detach_with_the_keys() {
-    if !is_root() {
-        return;
-    }
     let d = Daemon::start();
     ok(&d.docker(&["run", "-d", "--name", "box", "busybox", "sleep", "600"]));
     let json = [("Content-Type", "application/json")];

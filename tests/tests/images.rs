@@ -4,6 +4,7 @@
 use berth_tests::{ok, repo_root, text, Daemon};
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn docker_load_of_an_oci_layout_archive_and_tags() {
     let d = Daemon::start();
     let dir = tempfile::tempdir().unwrap();
@@ -39,6 +40,7 @@ fn docker_load_of_an_oci_layout_archive_and_tags() {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn rmi_is_refused_while_a_container_uses_the_image() {
     let d = Daemon::start();
     ok(&d.docker(&["tag", "busybox", "only:v1"]));
@@ -67,6 +69,7 @@ fn rmi_is_refused_while_a_container_uses_the_image() {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn import_a_rootfs_with_changes() {
     let d = Daemon::start();
     // Export busybox's root file system through a container, then import it.
@@ -114,6 +117,7 @@ fn import_a_rootfs_with_changes() {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn events_record_the_container_lifecycle() {
     let d = Daemon::start();
     let now = || {

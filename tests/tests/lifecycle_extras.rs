@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use berth_tests::{ok, text, wait_until, Daemon};
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn on_failure_restarts_up_to_the_limit() {
     let d = Daemon::start();
     ok(&d.berth(&[
@@ -43,6 +44,7 @@ fn on_failure_restarts_up_to_the_limit() {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn always_restarts_until_stopped_and_after_a_daemon_restart() {
     let mut d = Daemon::start();
     ok(&d.berth(&[
@@ -94,6 +96,7 @@ fn always_restarts_until_stopped_and_after_a_daemon_restart() {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn update_changes_a_running_containers_limits_and_policy() {
     let d = Daemon::start();
     let id = ok(&d.berth(&[
@@ -150,6 +153,7 @@ fn update_changes_a_running_containers_limits_and_policy() {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn init_reaps_and_forwards_signals() {
     let d = Daemon::start();
     let out = ok(&d.berth(&[
@@ -176,6 +180,7 @@ fn init_reaps_and_forwards_signals() {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn stop_signal_and_timeout_from_the_container() {
     let d = Daemon::start();
     ok(&d.berth(&[
@@ -201,6 +206,7 @@ fn stop_signal_and_timeout_from_the_container() {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn bind_mounts_read_write_and_read_only() {
     let d = Daemon::start();
     let host = d.root.path().join("shared");
@@ -250,6 +256,7 @@ fn bind_mounts_read_write_and_read_only() {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn healthchecks_report_status_and_events() {
     let d = Daemon::start();
     let since = format!(

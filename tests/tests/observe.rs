@@ -28,6 +28,7 @@ fn percent(s: &str) -> f64 {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn docker_stats_no_stream_shows_cpu_and_memory() {
     let d = Daemon::start();
     ok(&d.docker(&[
@@ -117,6 +118,7 @@ fn num_cpus() -> usize {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn the_stats_api_has_dockers_shape_and_streams_until_the_client_goes() {
     let d = Daemon::start();
     ok(&d.docker(&[
@@ -312,6 +314,7 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn docker_top_lists_the_containers_processes() {
     let d = Daemon::start();
     ok(&d.docker(&[
@@ -422,6 +425,7 @@ fn docker_top_lists_the_containers_processes() {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn berth_stats_streams_a_table_every_second() {
     let d = Daemon::start();
     ok(&d.berth(&["run", "-d", "--name", "live", "busybox", "sleep", "300"]));
@@ -465,6 +469,7 @@ fn berth_stats_streams_a_table_every_second() {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn docker_stats_streams_until_the_client_goes() {
     let d = Daemon::start();
     ok(&d.docker(&["run", "-d", "--name", "watched", "busybox", "sleep", "300"]));

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use berth_tests::pty::Pty;
-use berth_tests::{eventually, is_root, ok, text, with_input, Daemon};
+use berth_tests::{eventually, ok, text, with_input, Daemon};
 
 const T: Duration = Duration::from_secs(30);
 
@@ -44,17 +44,15 @@ fn piped_stdin(runtime: &str) {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn run_i_with_piped_stdin() {
-    if is_root() {
-        piped_stdin("berth");
-    }
+    piped_stdin("berth");
 }
 
 #[test]
+#[ignore = "needs root and runc (run scripts/test.sh as root)"]
 fn run_i_with_piped_stdin_runc() {
-    if is_root() {
-        piped_stdin("runc");
-    }
+    piped_stdin("runc");
 }
 
 fn run_t_has_a_terminal(runtime: &str) {
@@ -91,24 +89,20 @@ fn run_t_has_a_terminal(runtime: &str) {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn run_t_has_a_terminal_berth_runtime() {
-    if is_root() {
-        run_t_has_a_terminal("berth");
-    }
+    run_t_has_a_terminal("berth");
 }
 
 #[test]
+#[ignore = "needs root and runc (run scripts/test.sh as root)"]
 fn run_t_has_a_terminal_runc() {
-    if is_root() {
-        run_t_has_a_terminal("runc");
-    }
+    run_t_has_a_terminal("runc");
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn run_it_session_with_resizes() {
-    if !is_root() {
-        return;
-    }
     let d = Daemon::start();
     for client in ["docker", "berth"] {
         let args = ["run", "-it", "--rm", "busybox", "sh"];
@@ -140,10 +134,8 @@ fn run_it_session_with_resizes() {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn detach_keys_and_two_attached_clients() {
-    if !is_root() {
-        return;
-    }
     let d = Daemon::start();
     let mut run = Pty::spawn(
         d.docker_cmd(&["run", "-it", "--name", "shell", "busybox", "sh"]),
@@ -214,10 +206,8 @@ fn detach_keys_and_two_attached_clients() {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn start_a_i_and_attach_with_piped_stdin() {
-    if !is_root() {
-        return;
-    }
     let d = Daemon::start();
     ok(&d.docker(&[
         "create",
@@ -276,10 +266,8 @@ fn start_a_i_and_attach_with_piped_stdin() {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn attach_refuses_what_docker_refuses() {
-    if !is_root() {
-        return;
-    }
     let d = Daemon::start();
     ok(&d.docker(&["create", "--name", "stopped", "busybox", "true"]));
     let out = d.docker(&["attach", "stopped"]);
@@ -340,10 +328,8 @@ fn shim_pid(d: &Daemon, name: &str) -> i32 {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn resize_bad_input_and_clients_that_vanish() {
-    if !is_root() {
-        return;
-    }
     let d = Daemon::start();
     ok(&d.docker(&["run", "-d", "-t", "--name", "tt", "busybox", "sleep", "300"]));
     // The size as the container's terminal has it, read from the host through the
@@ -474,10 +460,8 @@ fn peak_rss_kib(pid: i32) -> u64 {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn a_hundred_megabytes_through_attach_hold_little_in_berthd() {
-    if !is_root() {
-        return;
-    }
     let d = Daemon::start();
     // Warm up: the first run allocates what every run needs.
     ok(&d.docker(&["run", "--rm", "busybox", "true"]));
@@ -511,10 +495,8 @@ fn a_hundred_megabytes_through_attach_hold_little_in_berthd() {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn api_clients_detach_with_the_keys_too() {
-    if !is_root() {
-        return;
-    }
     let d = Daemon::start();
     ok(&d.docker(&["run", "-d", "-it", "--name", "sh1", "busybox", "sh"]));
     for (query, keys) in [

@@ -370,6 +370,7 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "needs root: it makes directories owned by root (run scripts/test.sh as root)"]
     fn symlinks_cannot_leave_the_root() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("root");

@@ -1,7 +1,8 @@
 //! End-to-end tests: real busybox containers started through `spawn()` and `berth-shim`,
 //! once with `berth-runtime` and once with `/usr/sbin/runc`.
 //!
-//! They need root (each test prints a message and passes without it). Every container
+//! They need root: each is marked ignored with that reason and fails, saying so, when run
+//! without it (`scripts/test.sh` runs them as root with `--run-ignored all`). Every container
 //! is owned by a [`TestContainer`] guard whose `Drop` kills what is left in its cgroup,
 //! deletes it from the runtime and removes its cgroup directories, even when the test
 //! fails.
@@ -27,12 +28,13 @@ const RUNC: &str = "/usr/sbin/runc";
 const CGROUP_PARENT: &str = "berth-test";
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
-fn is_root() -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    eprintln!("skipping: container tests need root");
-    false
+/// Fails the test, saying why, unless it runs as root. The tests that call it are marked
+/// ignored with the reason; `scripts/test.sh` (as root) runs them.
+fn require_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "needs root (run scripts/test.sh as root)"
+    );
 }
 
 fn berth_runtime() -> PathBuf {
@@ -80,7 +82,13 @@ impl Runtime {
     fn binary(self) -> PathBuf {
         match self {
             Runtime::Berth => berth_runtime(),
-            Runtime::Runc => PathBuf::from(RUNC),
+            Runtime::Runc => {
+                assert!(
+                    Path::new(RUNC).is_file(),
+                    "{RUNC} is missing: scripts/install-deps.sh installs Debian's runc"
+                );
+                PathBuf::from(RUNC)
+            }
         }
     }
 
@@ -266,7 +274,9 @@ fn write_bundle(bundle: &Path, id: &str, spec: &Spec<'_>) {
     for d in ["bin", "proc", "dev", "tmp"] {
         std::fs::create_dir_all(rootfs.join(d)).unwrap();
     }
-    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
+    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap_or_else(|e| {
+        panic!("cannot copy /bin/busybox ({e}): scripts/install-deps.sh installs busybox-static")
+    });
     for applet in ["sh", "echo", "true", "sleep", "cat"] {
         std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
     }
@@ -570,10 +580,24 @@ fn leftover_process_does_not_hang_the_shim(rt: Runtime) {
 macro_rules! with_each_runtime {
     ($($case:ident),* $(,)?) => {
         mod berth_runtime {
-            $(#[test] fn $case() { if super::is_root() { super::$case(super::Runtime::Berth) } })*
+            $(
+                #[test]
+                #[ignore = "needs root (run scripts/test.sh as root)"]
+                fn $case() {
+                    super::require_root();
+                    super::$case(super::Runtime::Berth)
+                }
+            )*
         }
         mod runc {
-            $(#[test] fn $case() { if super::is_root() { super::$case(super::Runtime::Runc) } })*
+            $(
+                #[test]
+                #[ignore = "needs root and runc (run scripts/test.sh as root)"]
+                fn $case() {
+                    super::require_root();
+                    super::$case(super::Runtime::Runc)
+                }
+            )*
         }
     };
 }

@@ -50,10 +50,15 @@ impl Outcome {
 /// Runs `cmd` with no standard input, collecting its output, and kills it (and its process
 /// group) after `timeout`.
 pub fn run(mut cmd: Command, timeout: Duration) -> Result<Outcome> {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    run_with_stdio(cmd, timeout)
+}
+
+/// [`run`] with the standard output and error the caller gave `cmd` (the outcome's are then
+/// empty): a container a runtime starts inherits them, and a pipe it holds would keep the
+/// wait for the runtime's output going until the container exits.
+pub fn run_with_stdio(mut cmd: Command, timeout: Duration) -> Result<Outcome> {
+    cmd.stdin(Stdio::null()).process_group(0);
     let program = cmd.get_program().to_string_lossy().into_owned();
     let start = Instant::now();
     let child = cmd

@@ -723,7 +723,7 @@ fn docker_cli() -> Result<PathBuf> {
 }
 
 /// The first executable `name` on PATH.
-fn which(name: &str) -> Option<PathBuf> {
+pub(super) fn which(name: &str) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     std::env::split_paths(&std::env::var_os("PATH")?)
         .map(|d| d.join(name))

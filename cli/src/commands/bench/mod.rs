@@ -1,17 +1,20 @@
 //! `berth bench`: berth through berthd, berth daemonless, and docker and podman when they
 //! are there, measured side by side in one run on the same image, and written to one
 //! results folder (a markdown table with ratios against a baseline, the raw samples as JSON,
-//! an SVG chart, the machine's description).
+//! an SVG chart, the machine's description). Under the start rows, the floor: the same
+//! container started by a runtime alone and by the kernel alone (`floor.rs`).
 //!
 //! Everything the bench starts it also removes, on success, failure or Ctrl-C: containers
 //! (by the names it gave them), the private daemons (by the pids it got when it started
-//! them), their roots, mounts and cgroups, and its accounting cgroups.
+//! them), their roots, mounts and cgroups, the floor's containers and cgroups, and its
+//! accounting cgroups.
 
 mod accounting;
 mod berthd;
 mod chart;
 mod command;
 mod engine;
+mod floor;
 mod image;
 mod machine;
 mod procfs;
@@ -32,8 +35,9 @@ use serde::Serialize;
 use self::accounting::Accounting;
 use self::command::{is_interrupted, Cancel};
 use self::engine::{Engine, EngineId, Setup};
+use self::floor::{Floor, FloorId};
 use self::progress::Progress;
-use self::results::{Cell, EngineReport, Results};
+use self::results::{Cell, EngineReport, Gap, Results};
 use self::scenarios::Ctx;
 use crate::exit::StatusError;
 
@@ -72,7 +76,9 @@ pub struct BenchArgs {
 /// A scenario, as `--scenarios` names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ScenarioId {
-    /// `run --rm true` latency, and CPU time per container over the same containers
+    /// `run --rm true` latency, CPU time per container over the same containers, and the
+    /// floor: the same container started by berth-runtime alone, runc alone and
+    /// unshare + chroot
     RunRm,
     /// `exec true` latency
     Exec,
@@ -183,7 +189,13 @@ impl Plan {
                 }
             })
             .sum::<usize>();
-        (per_engine * engines) as u64
+        // The floor's starts, with run-rm's.
+        let floor = if scenarios.contains(&ScenarioId::RunRm) {
+            FloorId::ALL.len() * (self.warmup + self.latency_runs)
+        } else {
+            0
+        };
+        (per_engine * engines + floor) as u64
     }
 }
 
@@ -220,6 +232,7 @@ struct Lab {
     tmp: PathBuf,
     accounting: Option<Accounting>,
     engines: Vec<Engine>,
+    floor: Option<Floor>,
 }
 
 impl Lab {
@@ -230,12 +243,14 @@ impl Lab {
             tmp,
             accounting: None,
             engines: Vec::new(),
+            floor: None,
         })
     }
 
-    /// Removes every engine's containers, daemon and roots, the accounting cgroups and the
-    /// temporary directory; copies the private daemons' logs (when they logged anything)
-    /// into `logs` first. Returns what it could not do.
+    /// Removes every engine's containers, daemon and roots, the floor's containers and
+    /// cgroups, the accounting cgroups and the temporary directory; copies the private
+    /// daemons' logs (when they logged anything) into `logs` first. Returns what it could
+    /// not do.
     fn cleanup(&mut self, logs: Option<&Path>) -> Vec<String> {
         let mut warnings = Vec::new();
         for mut e in self.engines.drain(..) {
@@ -246,6 +261,9 @@ impl Lab {
                     let _ = std::fs::copy(&log, dir.join(format!("{}-berthd.log", e.id.key())));
                 }
             }
+        }
+        if let Some(mut f) = self.floor.take() {
+            warnings.extend(f.cleanup());
         }
         if let Some(a) = self.accounting.take() {
             warnings.extend(a.remove());
@@ -344,7 +362,7 @@ fn run(args: BenchArgs, cancel: Cancel) -> Result<()> {
     {
         let setup = Setup {
             tmp: &lab.tmp,
-            berth,
+            berth: berth.clone(),
             archive: &archive,
             accounting: lab.accounting.as_ref(),
             host: args.host.clone(),
@@ -388,6 +406,30 @@ fn run(args: BenchArgs, cancel: Cancel) -> Result<()> {
         }
     }
 
+    // The floor, when `run --rm true` is measured: prepared here so that the lab removes it.
+    let floor_prepared = if wanted.contains(&ScenarioId::RunRm) && !cancel.is_cancelled() {
+        progress.phase("preparing the floor (a bundle for the runtimes alone)");
+        match Floor::prepare(
+            &lab.tmp,
+            &archive,
+            &berth,
+            &format!("berth-bench-{}-", std::process::id()),
+            progress.clone(),
+        ) {
+            Ok(f) => {
+                lab.floor = Some(f);
+                Ok(())
+            }
+            Err(e) => {
+                let reason = format!("{e:#}");
+                progress.println(format!("berth bench: the floor: unavailable: {reason}"));
+                Err(reason)
+            }
+        }
+    } else {
+        Err("not measured".to_string())
+    };
+
     progress.plan_remaining(plan.planned_commands(lab.engines.len(), &wanted));
     let ctx = Ctx {
         plan: &plan,
@@ -395,12 +437,22 @@ fn run(args: BenchArgs, cancel: Cancel) -> Result<()> {
         progress: &progress,
     };
     let mut measured = Vec::new();
+    let mut floor_report = None;
     let outcome = (|| -> Result<()> {
         for s in &wanted {
             cancel.check()?;
             let engines = &mut lab.engines;
             measured.extend(match s {
-                ScenarioId::RunRm => scenarios::run_rm::run(&ctx, engines)?,
+                ScenarioId::RunRm => {
+                    let floor = match (&lab.floor, &floor_prepared) {
+                        (Some(f), _) => Ok(f),
+                        (None, Err(reason)) => Err(reason.clone()),
+                        (None, Ok(())) => Err("not prepared".to_string()),
+                    };
+                    let (rows, floor) = scenarios::run_rm::run(&ctx, engines, floor)?;
+                    floor_report = Some(floor);
+                    rows
+                }
                 ScenarioId::Exec => scenarios::exec::run(&ctx, engines)?,
                 ScenarioId::Parallel => scenarios::parallel::run(&ctx, engines)?,
                 ScenarioId::Listing => scenarios::listing::run(&ctx, engines)?,
@@ -432,13 +484,20 @@ fn run(args: BenchArgs, cancel: Cancel) -> Result<()> {
     }
 
     // An engine that could not be used is missing from every row, with its reason.
-    for row in measured.iter_mut().flat_map(|s| s.rows.iter_mut()) {
-        for e in &engine_reports {
-            if let (false, Some(reason)) = (e.available, &e.reason) {
-                row.cells
-                    .entry(e.id)
-                    .or_insert_with(|| Cell::unavailable(format!("{}: {reason}", e.label)));
-            }
+    for e in &engine_reports {
+        let (false, Some(reason)) = (e.available, &e.reason) else {
+            continue;
+        };
+        let reason = format!("{}: {reason}", e.label);
+        for row in measured.iter_mut().flat_map(|s| s.rows.iter_mut()) {
+            row.cells
+                .entry(e.id)
+                .or_insert_with(|| Cell::unavailable(reason.clone()));
+        }
+        for row in floor_report.iter_mut().flat_map(|f| f.rows.iter_mut()) {
+            row.engines.entry(e.id).or_insert_with(|| Gap::Unavailable {
+                reason: reason.clone(),
+            });
         }
     }
     let command = std::iter::once("berth".to_string())
@@ -446,7 +505,7 @@ fn run(args: BenchArgs, cancel: Cancel) -> Result<()> {
         .collect::<Vec<_>>()
         .join(" ");
     let results = Results {
-        schema: 1,
+        schema: 2,
         command,
         started: started.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         wall_seconds: clock.elapsed().as_secs_f64(),
@@ -458,6 +517,7 @@ fn run(args: BenchArgs, cancel: Cancel) -> Result<()> {
         cpu_accounting,
         engines: engine_reports,
         scenarios: measured,
+        floor: floor_report,
     };
     let json = serde_json::to_string_pretty(&results)?;
     std::fs::write(out_dir.join("results.json"), json + "\n")

@@ -1,10 +1,11 @@
 //! `results.md`: one table of every scenario's rows, engines as columns, each value with its
-//! ratio to the baseline measured in the same run; then why cells are missing and how each
-//! scenario was measured.
+//! ratio to the baseline measured in the same run; under it the floor (the container started
+//! without an engine) with each engine's distance from it; then why cells are missing and
+//! how each scenario was measured.
 
 use std::fmt::Write;
 
-use super::results::{Better, Cell, Results};
+use super::results::{Better, Cell, FloorReport, Gap, Results};
 
 /// A number as the table shows it: three significant digits or so.
 pub fn number(v: f64) -> String {
@@ -115,6 +116,9 @@ pub fn markdown(r: &Results) -> String {
             out.push('\n');
         }
     }
+    if let Some(floor) = &r.floor {
+        floor_table(&mut out, &mut notes, floor, &engines);
+    }
     if !notes.0.is_empty() {
         let _ = writeln!(out, "\nWhy a value is missing:\n");
         for (i, reason) in notes.0.iter().enumerate() {
@@ -125,6 +129,9 @@ pub fn markdown(r: &Results) -> String {
     for s in &r.scenarios {
         let _ = writeln!(out, "- **{}** (`{}`): {}", s.title, s.id, s.method);
     }
+    if let Some(f) = &r.floor {
+        let _ = writeln!(out, "- **{}** (`floor`): {}", f.title, f.method);
+    }
     let _ = writeln!(
         out,
         "- CPU accounting: {}.\n- Every container: the busybox image built by scripts/make-busybox-image.sh, loaded into each engine as `{}`, `--network none`.\n- Raw samples: results.json; latency and throughput against concurrency: concurrency.svg.",
@@ -132,6 +139,68 @@ pub fn markdown(r: &Results) -> String {
         super::image::TAG
     );
     out
+}
+
+/// The floor's own table: each way of starting the container without an engine, its p50
+/// and p90, and how far each engine's `run --rm true` p50 is above it.
+fn floor_table(
+    out: &mut String,
+    notes: &mut Notes,
+    floor: &FloorReport,
+    engines: &[&super::results::EngineReport],
+) {
+    let _ = writeln!(
+        out,
+        "\n**{}**: each engine's `run --rm true` p50 above the floor, in ms (in brackets, their ratio).\n",
+        floor.title
+    );
+    let _ = write!(out, "| floor | p50 ms | p90 ms |");
+    for e in engines {
+        let _ = write!(out, " {} |", e.label);
+    }
+    let _ = write!(out, "\n|---|---:|---:|");
+    for _ in engines {
+        let _ = write!(out, "---:|");
+    }
+    out.push('\n');
+    for row in &floor.rows {
+        let (p50, p90) = match &row.p50 {
+            Cell::Measured { value, .. } if value.is_finite() => (
+                number(*value),
+                row.p90.map_or_else(|| "n/a".to_string(), number),
+            ),
+            Cell::Unavailable { reason } => {
+                let mark = format!("n/a [{}]", notes.mark(reason));
+                (mark.clone(), mark)
+            }
+            _ => {
+                let mark = format!("n/a [{}]", notes.mark("no samples"));
+                (mark.clone(), mark)
+            }
+        };
+        let _ = write!(out, "| {} | {p50} | {p90} |", row.label);
+        for e in engines {
+            let text = match row.engines.get(&e.id) {
+                Some(Gap::Measured { above_ms, ratio }) => {
+                    format!("{} ({ratio:.2}×)", Signed(*above_ms))
+                }
+                Some(Gap::Unavailable { reason }) => format!("n/a [{}]", notes.mark(reason)),
+                None => format!("n/a [{}]", notes.mark("not measured")),
+            };
+            let _ = write!(out, " {text} |");
+        }
+        out.push('\n');
+    }
+}
+
+/// A difference as the table shows it: [`number`] with its sign.
+struct Signed(f64);
+
+impl std::fmt::Display for Signed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let sign = if self.0 < 0.0 { "-" } else { "+" };
+        write!(f, "{sign}{}", number(self.0.abs()))
+    }
 }
 
 #[cfg(test)]
@@ -190,6 +259,7 @@ mod tests {
                 method: "timed".into(),
                 rows: vec![row, count],
             }],
+            floor: None,
         }
     }
 
@@ -207,6 +277,107 @@ mod tests {
         assert!(md.contains("1. podman: not there\n2. no daemon\n"), "{md}");
         assert!(md.contains("- **berth → berthd** (baseline): somehow"));
         assert!(md.contains("- **podman**: unavailable: not there"));
+    }
+
+    #[test]
+    fn the_floor_has_its_own_table_with_each_engines_distance() {
+        use super::super::engine::EngineId;
+        use super::super::results::{FloorReport, FloorRow};
+        let mut r = sample_results();
+        let row = |id: &str, label: &str, p50: Cell, p90, gaps: Vec<(EngineId, Gap)>| FloorRow {
+            id: id.into(),
+            label: label.into(),
+            how: "somehow".into(),
+            p50,
+            p90,
+            engines: gaps.into_iter().collect(),
+        };
+        let gone = || Gap::Unavailable {
+            reason: "podman: not there".into(),
+        };
+        r.floor = Some(FloorReport {
+            title: "The floor".into(),
+            method: "alone".into(),
+            compared_with: "run-rm/p50".into(),
+            cgroup_parent: "berth-bench-1-floor".into(),
+            rows: vec![
+                row(
+                    "runc",
+                    "`runc` alone",
+                    Cell::measured(80.0, vec![80.0]),
+                    Some(90.0),
+                    vec![
+                        (
+                            EngineId::Berthd,
+                            Gap::Measured {
+                                above_ms: 20.0,
+                                ratio: 1.25,
+                            },
+                        ),
+                        (
+                            EngineId::Daemonless,
+                            Gap::Measured {
+                                above_ms: 50.0,
+                                ratio: 1.625,
+                            },
+                        ),
+                        (EngineId::Podman, gone()),
+                    ],
+                ),
+                row(
+                    "unshare-chroot",
+                    "`unshare` + `chroot`",
+                    Cell::unavailable("unshare is not on PATH"),
+                    None,
+                    vec![
+                        (
+                            EngineId::Berthd,
+                            Gap::Unavailable {
+                                reason: "unshare is not on PATH".into(),
+                            },
+                        ),
+                        (
+                            EngineId::Daemonless,
+                            Gap::Unavailable {
+                                reason: "unshare is not on PATH".into(),
+                            },
+                        ),
+                        (EngineId::Podman, gone()),
+                    ],
+                ),
+            ],
+        });
+        let md = markdown(&r);
+        assert!(
+            md.contains("| floor | p50 ms | p90 ms | berth → berthd | berth --daemonless | podman |\n|---|---:|---:|---:|---:|---:|\n"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| `runc` alone | 80.0 | 90.0 | +20.0 (1.25×) | +50.0 (1.62×) | n/a [1] |"),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "| `unshare` + `chroot` | n/a [3] | n/a [3] | n/a [3] | n/a [3] | n/a [1] |"
+            ),
+            "{md}"
+        );
+        assert!(md.contains("\n3. unshare is not on PATH\n"), "{md}");
+        assert!(md.contains("- **The floor** (`floor`): alone"), "{md}");
+        // The main table ends before the floor's: its rows are the scenarios' alone.
+        let main: Vec<&str> = md
+            .lines()
+            .skip_while(|l| !l.starts_with("| scenario |"))
+            .take_while(|l| l.starts_with('|'))
+            .collect();
+        assert_eq!(main.len(), 2 + 2);
+    }
+
+    #[test]
+    fn signed_differences_keep_their_sign() {
+        assert_eq!(Signed(7.123).to_string(), "+7.12");
+        assert_eq!(Signed(-0.5).to_string(), "-0.50");
+        assert_eq!(Signed(25.3).to_string(), "+25.3");
     }
 
     #[test]

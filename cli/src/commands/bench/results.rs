@@ -29,6 +29,78 @@ pub struct Results {
     pub cpu_accounting: String,
     pub engines: Vec<EngineReport>,
     pub scenarios: Vec<Scenario>,
+    /// The same container started without an engine, measured with `run-rm` (absent when
+    /// that scenario was not run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub floor: Option<FloorReport>,
+}
+
+/// The floor under the start rows: the container started by a runtime alone and by the
+/// kernel alone, in the same rounds as the engines' `run --rm true`.
+#[derive(Debug, Serialize)]
+pub struct FloorReport {
+    pub title: String,
+    /// What was done and measured.
+    pub method: String,
+    /// The engines' row this floor is compared with (`run-rm/p50`).
+    pub compared_with: String,
+    /// The cgroup parent the runtimes' containers were made under (removed at the end).
+    pub cgroup_parent: String,
+    pub rows: Vec<FloorRow>,
+}
+
+/// One way of starting the container without an engine.
+#[derive(Debug, Serialize)]
+pub struct FloorRow {
+    /// Stable: `berth-runtime`, `runc`, `unshare-chroot`.
+    pub id: String,
+    pub label: String,
+    /// What one sample runs.
+    pub how: String,
+    /// The median wall time in ms, with every sample (or why there is none).
+    pub p50: Cell,
+    /// The 90th percentile in ms, of the same samples.
+    pub p90: Option<f64>,
+    /// How far each engine's `compared_with` value is above this floor.
+    pub engines: BTreeMap<EngineId, Gap>,
+}
+
+/// An engine's distance from a floor.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Gap {
+    Measured {
+        /// The engine's value minus the floor's, in ms.
+        above_ms: f64,
+        /// The engine's value divided by the floor's.
+        ratio: f64,
+    },
+    Unavailable {
+        reason: String,
+    },
+}
+
+impl Gap {
+    /// The gap between an engine's cell and a floor's.
+    pub fn between(engine: &Cell, floor: &Cell) -> Self {
+        match (engine, floor) {
+            (_, Cell::Unavailable { reason }) => Gap::Unavailable {
+                reason: reason.clone(),
+            },
+            (Cell::Unavailable { reason }, _) => Gap::Unavailable {
+                reason: reason.clone(),
+            },
+            _ => match (engine.value(), floor.value()) {
+                (Some(e), Some(f)) if f > 0.0 => Gap::Measured {
+                    above_ms: e - f,
+                    ratio: e / f,
+                },
+                _ => Gap::Unavailable {
+                    reason: "no samples".to_string(),
+                },
+            },
+        }
+    }
 }
 
 /// One engine of the run.
@@ -141,5 +213,35 @@ impl Row {
             self.set(e, c);
         }
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gaps_are_differences_and_ratios_or_say_why_not() {
+        let floor = Cell::measured(20.0, vec![20.0]);
+        match Gap::between(&Cell::measured(28.0, vec![28.0]), &floor) {
+            Gap::Measured { above_ms, ratio } => {
+                assert_eq!(above_ms, 8.0);
+                assert_eq!(ratio, 1.4);
+            }
+            g => panic!("{g:?}"),
+        }
+        let gone = Cell::unavailable("runc is not on PATH");
+        assert!(matches!(
+            Gap::between(&Cell::measured(28.0, vec![28.0]), &gone),
+            Gap::Unavailable { reason } if reason == "runc is not on PATH"
+        ));
+        assert!(matches!(
+            Gap::between(&Cell::unavailable("podman: not there"), &floor),
+            Gap::Unavailable { reason } if reason == "podman: not there"
+        ));
+        assert!(matches!(
+            Gap::between(&Cell::measured(f64::NAN, vec![]), &floor),
+            Gap::Unavailable { .. }
+        ));
     }
 }

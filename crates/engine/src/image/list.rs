@@ -209,6 +209,7 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "needs root: layers are unpacked with their owners (run scripts/test.sh as root)"]
     fn lists_like_dockerd_newest_first() {
         let f = fixture();
         let list = f.store.list(false, &Filters::default()).unwrap();
@@ -241,6 +242,7 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "needs root: layers are unpacked with their owners (run scripts/test.sh as root)"]
     fn reference_filter_globs_familiar_names() {
         let f = fixture();
         let list = f
@@ -274,6 +276,7 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "needs root: layers are unpacked with their owners (run scripts/test.sh as root)"]
     fn dangling_label_before_and_since() {
         let f = fixture();
         let list = f
@@ -319,6 +322,7 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "needs root: layers are unpacked with their owners (run scripts/test.sh as root)"]
     fn bad_filters_are_refused() {
         let f = fixture();
         let e = f

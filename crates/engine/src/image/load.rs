@@ -517,6 +517,7 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "needs root: layers are unpacked with their owners (run scripts/test.sh as root)"]
     fn loads_a_legacy_archive_and_shares_layers() {
         let (_tmp, store) = store();
         let base = TarMaker::default()
@@ -584,6 +585,7 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "needs root: layers are unpacked with their owners (run scripts/test.sh as root)"]
     fn loading_moves_tags_and_reads_gzip() {
         let (_tmp, store) = store();
         let layer = TarMaker::default().file("a", b"1").finish();
@@ -609,6 +611,7 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "needs root: layers are unpacked with their owners (run scripts/test.sh as root)"]
     fn layers_may_be_gzip_and_are_verified() {
         let (_tmp, store) = store();
         let layer = TarMaker::default().file("a", b"1").finish();
@@ -641,6 +644,7 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "needs root: layers are unpacked with their owners (run scripts/test.sh as root)"]
     fn loads_pure_oci_layouts_with_nested_indexes() {
         let (_tmp, store) = store();
         let layer = TarMaker::default().file("hello", b"oci").finish();
@@ -724,6 +728,7 @@ mod tests {
     }
 
     #[test]
+    #[ignore = "needs root: layers are unpacked with their owners (run scripts/test.sh as root)"]
     fn symlinked_members_are_followed_inside_the_archive_only() {
         let (_tmp, store) = store();
         let layer = TarMaker::default().file("a", b"1").finish();

@@ -672,6 +672,7 @@ pub(crate) mod tests {
     }
 
     #[test]
+    #[ignore = "needs root: layers are unpacked with their owners (run scripts/test.sh as root)"]
     fn files_dirs_and_metadata_are_kept() {
         let f = fixture();
         let mut t = TarMaker::default();
@@ -736,6 +737,7 @@ pub(crate) mod tests {
     }
 
     #[test]
+    #[ignore = "needs root: layers are unpacked with their owners (run scripts/test.sh as root)"]
     fn dot_dot_that_stays_inside_is_cleaned() {
         let f = fixture();
         let tar = TarMaker::default()
@@ -749,6 +751,7 @@ pub(crate) mod tests {
     }
 
     #[test]
+    #[ignore = "needs root: layers are unpacked with their owners (run scripts/test.sh as root)"]
     fn absolute_names_are_contained() {
         let f = fixture();
         let inside_name = format!("{}/secret", f.outside.display());
@@ -760,6 +763,7 @@ pub(crate) mod tests {
     }
 
     #[test]
+    #[ignore = "needs root: layers are unpacked with their owners (run scripts/test.sh as root)"]
     fn symlink_to_root_then_entry_through_it_is_contained() {
         let f = fixture();
         let outside = f.outside.display().to_string();
@@ -784,6 +788,7 @@ pub(crate) mod tests {
     }
 
     #[test]
+    #[ignore = "needs root: layers are unpacked with their owners (run scripts/test.sh as root)"]
     fn entries_under_a_symlink_to_nothing_are_refused() {
         let f = fixture();
         let tar = TarMaker::default()
@@ -797,6 +802,7 @@ pub(crate) mod tests {
     }
 
     #[test]
+    #[ignore = "needs root: layers are unpacked with their owners (run scripts/test.sh as root)"]
     fn relative_symlink_climbing_out_is_contained() {
         let f = fixture();
         let tar = TarMaker::default()
@@ -814,6 +820,7 @@ pub(crate) mod tests {
     }
 
     #[test]
+    #[ignore = "needs root: layers are unpacked with their owners (run scripts/test.sh as root)"]
     fn an_entry_replacing_a_symlink_does_not_follow_it() {
         let f = fixture();
         let secret = f.outside.join("secret").display().to_string();
@@ -862,6 +869,7 @@ pub(crate) mod tests {
     }
 
     #[test]
+    #[ignore = "needs root: layers are unpacked with their owners (run scripts/test.sh as root)"]
     fn hard_links_inside_the_layer_work() {
         let f = fixture();
         let tar = TarMaker::default()
@@ -887,6 +895,7 @@ pub(crate) mod tests {
     }
 
     #[test]
+    #[ignore = "needs root: layers are unpacked with their owners (run scripts/test.sh as root)"]
     fn whiteouts_become_overlay_whiteouts() {
         let f = fixture();
         let mut wh = TarMaker::header(EntryType::Regular, "etc/.wh.motd", 0o600);
@@ -924,6 +933,7 @@ pub(crate) mod tests {
     }
 
     #[test]
+    #[ignore = "needs root: layers are unpacked with their owners (run scripts/test.sh as root)"]
     fn devices_and_fifos_are_made() {
         let f = fixture();
         let mut null = TarMaker::header(EntryType::Char, "dev/null", 0o666);
@@ -955,6 +965,7 @@ pub(crate) mod tests {
     }
 
     #[test]
+    #[ignore = "needs root: layers are unpacked with their owners (run scripts/test.sh as root)"]
     fn pax_times_owners_and_xattrs_are_kept_but_overlay_xattrs_dropped() {
         let f = fixture();
         let tar = TarMaker::default()
@@ -991,6 +1002,7 @@ pub(crate) mod tests {
     }
 
     #[test]
+    #[ignore = "needs root: layers are unpacked with their owners (run scripts/test.sh as root)"]
     fn later_entries_replace_earlier_ones() {
         let f = fixture();
         let tar = TarMaker::default()
@@ -1011,6 +1023,7 @@ pub(crate) mod tests {
     }
 
     #[test]
+    #[ignore = "needs root: layers are unpacked with their owners (run scripts/test.sh as root)"]
     fn the_root_entry_sets_the_layer_root() {
         let f = fixture();
         let mut root = TarMaker::header(EntryType::Directory, "./", 0o700);
@@ -1028,6 +1041,7 @@ pub(crate) mod tests {
     }
 
     #[test]
+    #[ignore = "needs root: layers are unpacked with their owners (run scripts/test.sh as root)"]
     fn symlink_loops_and_files_as_directories_fail_cleanly() {
         let f = fixture();
         let tar = TarMaker::default()

@@ -51,7 +51,21 @@ pub fn interleave(
     runs: usize,
     mut sample: impl FnMut(usize, &Engine, bool) -> Result<f64>,
 ) -> Result<Vec<Series>> {
-    let n = engines.len();
+    interleave_subjects(ctx, engines.len(), skip, warmup, runs, |i, measured| {
+        sample(i, &engines[i], measured)
+    })
+}
+
+/// [`interleave`] over `n` subjects of any kind (engines, and the floor's ways of starting
+/// a container without one): `sample(index, measured)`.
+pub fn interleave_subjects(
+    ctx: &Ctx,
+    n: usize,
+    skip: &[Option<String>],
+    warmup: usize,
+    runs: usize,
+    mut sample: impl FnMut(usize, bool) -> Result<f64>,
+) -> Result<Vec<Series>> {
     let mut series: Vec<Series> = (0..n)
         .map(|i| match skip.get(i).cloned().flatten() {
             Some(reason) => Err(reason),
@@ -66,7 +80,7 @@ pub fn interleave(
             }
             ctx.cancel.check()?;
             let measured = round >= warmup;
-            match sample(i, &engines[i], measured) {
+            match sample(i, measured) {
                 Ok(v) => {
                     if let (true, Ok(s)) = (measured, &mut series[i]) {
                         s.push(v);
@@ -178,6 +192,40 @@ pub fn remove_quietly(ctx: &Ctx, engine: &Engine, names: &[String]) -> Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn subjects_rotate_warm_up_is_dropped_and_failures_stay_out() {
+        let plan = Plan::new(true, None);
+        let cancel = Cancel::default();
+        let progress = Progress::new(0);
+        let ctx = Ctx {
+            plan: &plan,
+            cancel: &cancel,
+            progress: &progress,
+        };
+        let mut order = Vec::new();
+        let skip = [None, Some("not there".to_string()), None];
+        let series = interleave_subjects(&ctx, 3, &skip, 1, 2, |i, measured| {
+            order.push((i, measured));
+            match (i, measured) {
+                (2, true) => Err(anyhow::anyhow!("broke")),
+                _ => Ok(i as f64),
+            }
+        })
+        .unwrap();
+        // Round 0 (warm-up): 0 then 2; round 1 starts one further along: 2 fails, then 0;
+        // round 2: 0 alone.
+        assert_eq!(
+            order,
+            [(0, false), (2, false), (2, true), (0, true), (0, true)]
+        );
+        assert_eq!(series[0], Ok(vec![0.0, 0.0]));
+        assert_eq!(series[1], Err("not there".to_string()));
+        assert_eq!(series[2], Err("broke".to_string()));
+        cancel.cancel();
+        let err = interleave_subjects(&ctx, 1, &[], 0, 1, |_, _| Ok(1.0)).unwrap_err();
+        assert!(is_interrupted(&err));
+    }
 
     #[test]
     fn parallel_map_keeps_order() {

@@ -1,13 +1,15 @@
 //! `run --rm true` latency, and the CPU time engines spend per container started, measured
-//! over the same containers.
+//! over the same containers; and the floor under it, the same container started without an
+//! engine, in the same rounds.
 
 use std::time::Duration;
 
 use anyhow::Result;
 
-use super::{interleave, ms, Ctx, Series};
+use super::{interleave_subjects, ms, Ctx, Series};
 use crate::commands::bench::engine::Engine;
-use crate::commands::bench::results::{Better, Cell, Row, Scenario};
+use crate::commands::bench::floor::{Floor, FloorId};
+use crate::commands::bench::results::{Better, Cell, FloorReport, FloorRow, Gap, Row, Scenario};
 use crate::commands::bench::stats;
 
 /// CPU readings of one engine: its CLI processes and its daemon side.
@@ -37,20 +39,37 @@ fn spent(
     }
 }
 
-/// Returns the `run-rm` and `cpu` scenarios.
-pub fn run(ctx: &Ctx, engines: &[Engine]) -> Result<Vec<Scenario>> {
-    ctx.progress.phase("`run --rm true` latency and CPU time");
+/// Returns the `run-rm` and `cpu` scenarios, and the floor (the container started by each
+/// way of `floor`, or the reason it could not be prepared) measured in the same rounds.
+pub fn run(
+    ctx: &Ctx,
+    engines: &[Engine],
+    floor: std::result::Result<&Floor, String>,
+) -> Result<(Vec<Scenario>, FloorReport)> {
+    ctx.progress
+        .phase("`run --rm true` latency and CPU time, and the floor");
     let n = engines.len();
     let mut first: Vec<Option<Cpu>> = vec![None; n];
     // Per container: (CLI ms, daemon ms).
     let mut per_sample: Vec<Vec<(Option<f64>, Option<f64>)>> = vec![Vec::new(); n];
-    let series = interleave(
+    // The engines, then the floor's ways of starting the container (those that can).
+    let mut skip: Vec<Option<String>> = vec![None; n];
+    if let Ok(f) = &floor {
+        skip.extend(f.paths.iter().map(|p| p.unavailable.clone()));
+    }
+    let series = interleave_subjects(
         ctx,
-        engines,
-        &[],
+        skip.len(),
+        &skip,
         ctx.plan.warmup,
         ctx.plan.latency_runs,
-        |i, e, measured| {
+        |i, measured| {
+            let Some(e) = engines.get(i) else {
+                let f = floor
+                    .as_ref()
+                    .expect("floor subjects exist only with a floor");
+                return Ok(ms(f.sample(i - n)?));
+            };
             let before = measured.then(|| Cpu::read(e));
             let t = e.run_true()?;
             if let Some(before) = before {
@@ -109,7 +128,75 @@ pub fn run(ctx: &Ctx, engines: &[Engine]) -> Result<Vec<Scenario>> {
         method: "Over the `run --rm true` containers above: CPU time of the engine's cgroups (CLI processes and what they fork; a private daemon with its shims and runtime calls; containers' own processes excluded) from the first measured container to 0.5 s after the last, divided by the number of containers. An external daemon is read from /proc/<pid>/stat (itself and the children it reaped). Samples are per-container differences.".into(),
         rows: vec![total, cli, daemon],
     };
-    Ok(vec![latency, cpu])
+    let floor = floor_report(ctx, engines, &latency.rows[0], floor, &series[n..]);
+    Ok((vec![latency, cpu], floor))
+}
+
+/// The floor's rows: each way's median and p90, and every engine's `run --rm true` p50
+/// against it.
+fn floor_report(
+    ctx: &Ctx,
+    engines: &[Engine],
+    p50: &Row,
+    floor: std::result::Result<&Floor, String>,
+    series: &[Series],
+) -> FloorReport {
+    let (cgroup_parent, rows) = match floor {
+        Ok(f) => (
+            f.cgroup_parent.clone(),
+            f.paths
+                .iter()
+                .zip(series)
+                .map(|(path, s)| (path.id, path.how.clone(), super::median_cell(s), s))
+                .map(|(id, how, cell, s)| {
+                    let p90 = match s {
+                        Ok(v) if !v.is_empty() => Some(stats::percentile(v, 90.0)),
+                        _ => None,
+                    };
+                    (id, how, cell, p90)
+                })
+                .collect::<Vec<_>>(),
+        ),
+        Err(reason) => (
+            String::new(),
+            FloorId::ALL
+                .iter()
+                .map(|&id| (id, String::new(), Cell::unavailable(&reason), None))
+                .collect(),
+        ),
+    };
+    let rows = rows
+        .into_iter()
+        .map(|(id, how, cell, p90)| FloorRow {
+            id: id.key().to_string(),
+            label: id.label().to_string(),
+            how,
+            engines: engines
+                .iter()
+                .map(|e| {
+                    let gap = match p50.cells.get(&e.id) {
+                        Some(c) => Gap::between(c, &cell),
+                        None => Gap::Unavailable {
+                            reason: "not measured".to_string(),
+                        },
+                    };
+                    (e.id, gap)
+                })
+                .collect(),
+            p50: cell,
+            p90,
+        })
+        .collect();
+    FloorReport {
+        title: "The floor: the same container without an engine".into(),
+        method: format!(
+            "In the same rounds as `run --rm true` (interleaved with the engines, {} warm-up rounds then {}): `berth-runtime` and `runc` start the container from a prepared OCI bundle (the image's root file system unpacked once into a directory, the spec berth builds for this container, a fresh cgroup each time) as a shim drives a runtime: `create`, `start`, wait for the container's process to exit (a pidfd), `delete`; `unshare` + `chroot` makes the same namespaces and enters the same root file system with no runtime (`unshare --mount --uts --ipc --pid --net --fork chroot ROOT /bin/true`). Wall time from the first command's fork to the last one's exit. An engine's cell: its `run --rm true` p50 minus the floor's p50, and (in brackets) their ratio.",
+            ctx.plan.warmup, ctx.plan.latency_runs
+        ),
+        compared_with: "run-rm/p50".into(),
+        cgroup_parent,
+        rows,
+    }
 }
 
 /// The CLI, daemon and total cells of one engine.
