@@ -6,6 +6,7 @@
 
 pub mod caller;
 pub mod cgroups;
+pub mod commit;
 pub mod config;
 pub mod container;
 pub mod engine;

@@ -2,7 +2,7 @@
 //! them (one file per verb, each an `impl Engine` block).
 
 mod archive;
-mod changes;
+pub(crate) mod changes;
 mod create;
 mod disk;
 mod extract;

@@ -412,7 +412,7 @@ fn healthcheck(args: &str) -> Result<serde_json::Value, String> {
 }
 
 /// Go's `time.ParseDuration` for the units a health check uses: `1m30s`, `1.5s`, `500ms`.
-fn go_duration(s: &str) -> Option<i64> {
+pub(crate) fn go_duration(s: &str) -> Option<i64> {
     if s == "0" {
         return Some(0);
     }

@@ -31,6 +31,7 @@ impl ImageStore {
             (tags, index.last_tag_time.get(&id).cloned())
         };
         let size: i64 = layers.iter().map(|l| l.size).sum();
+        let parent = self.meta(&id).parent.unwrap_or_default();
         let mut data = BTreeMap::new();
         if !layers.is_empty() {
             // The image's `lowerdir=`: every layer, topmost first.
@@ -45,7 +46,7 @@ impl ImageStore {
             id,
             repo_tags,
             repo_digests: Vec::new(),
-            parent: String::new(),
+            parent,
             comment: config.comment.clone(),
             created: config.created_string(),
             container: config.container.clone(),

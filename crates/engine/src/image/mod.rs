@@ -29,18 +29,25 @@ mod blob;
 #[cfg(test)]
 mod busybox_tests;
 mod changes;
+mod commit;
 mod config;
 mod error;
+mod history;
 mod import;
 mod inspect;
 mod layers;
 mod list;
 mod load;
+mod meta;
+mod prune;
 pub mod reference;
 mod remove;
+mod save;
 mod tag;
 mod tag_index;
+mod tarsplit;
 pub mod unpack;
+mod upper_tar;
 
 use std::collections::HashSet;
 use std::io;
@@ -49,8 +56,13 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+pub(crate) use changes::apply as apply_changes;
+pub use commit::{ChildImage, BERTH_DOCKER_VERSION, EMPTY_TAR_DIGEST};
 pub use error::ImageError;
+pub use meta::ImageMeta;
+pub use prune::{parse_until, CacheEntry};
 pub use reference::{Reference, ReferenceError};
+pub use save::{SaveFormat, SaveItem};
 pub use unpack::{unpack_layer, UnpackError, UnpackStats};
 
 use blob::{sha256_digest, sha256_hex};
@@ -477,6 +489,7 @@ impl ImageStore {
                 *index = next;
             }
         }
+        self.reconcile_meta();
         let Some(used) = self.layers_in_use() else {
             return Ok(());
         };
