@@ -27,10 +27,10 @@ use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use super::http::CLIENT_API_VERSION;
 use super::{
-    AttachOptions, AttachStream, Backend, BackendError, ByteReader, ContainerListOptions, CopyFrom,
-    CopyToOptions, ErrorKind, EventStream, EventsOptions, ImageListOptions, ImportOptions,
-    ImportSource, Inspected, LogsOptions, PingInfo, ProgressStream, RemoveOptions, Result,
-    StatsStream, WaitCondition, WaitHandle,
+    AttachOptions, AttachStream, Backend, BackendError, ByteReader, CommitOptions,
+    ContainerListOptions, CopyFrom, CopyToOptions, ErrorKind, EventStream, EventsOptions,
+    ImageListOptions, ImportOptions, ImportSource, Inspected, LogsOptions, PingInfo,
+    ProgressStream, RemoveOptions, Result, StatsStream, WaitCondition, WaitHandle,
 };
 
 /// The engine, opened in this process on a data root shared with other daemonless commands.
@@ -515,6 +515,67 @@ impl Backend for EngineBackend {
     ) -> Result<Vec<ImageDeleteItem>> {
         self.engine
             .remove_image(&self.caller, name, force)
+            .map_err(refused)
+    }
+
+    async fn save_images(&self, names: &[String], format: &str) -> Result<ByteReader> {
+        let format = engine::image::SaveFormat::parse(format)
+            .ok_or_else(|| invalid(format!("unknown archive format {format:?}")))?;
+        let rx = self
+            .engine
+            .save_images(&self.caller, names, format)
+            .await
+            .map_err(refused)?;
+        Ok(tar_reader(rx))
+    }
+
+    async fn image_history(&self, name: &str) -> Result<Vec<api_types::ImageHistoryItem>> {
+        self.engine
+            .image_history(&self.caller, name)
+            .map_err(refused)
+    }
+
+    async fn prune_images(&self, filters: &Filters) -> Result<api_types::ImagesPruneResponse> {
+        let engine = self.engine.clone();
+        let caller = self.caller;
+        let filters = filters.clone();
+        tokio::task::spawn_blocking(move || engine.prune_images(&caller, &filters))
+            .await
+            .map_err(|e| BackendError::Io(io::Error::other(e)))?
+            .map_err(refused)
+    }
+
+    async fn commit_container(&self, container: &str, opts: &CommitOptions) -> Result<String> {
+        let opts = engine::commit::CommitOptions {
+            repo: opts.repo.clone(),
+            tag: opts.tag.clone(),
+            comment: opts.comment.clone(),
+            author: opts.author.clone(),
+            pause: opts.pause,
+            changes: opts.changes.clone(),
+            config: None,
+        };
+        self.engine
+            .commit_container(&self.caller, container, opts)
+            .await
+            .map_err(refused)
+    }
+
+    async fn disk_usage(&self) -> Result<api_types::DiskUsage> {
+        self.engine.disk_usage(&self.caller).await.map_err(refused)
+    }
+
+    async fn prune_build_cache(
+        &self,
+        filters: &Filters,
+        _all: bool,
+    ) -> Result<api_types::BuildCachePruneResponse> {
+        let engine = self.engine.clone();
+        let caller = self.caller;
+        let filters = filters.clone();
+        tokio::task::spawn_blocking(move || engine.prune_build_cache(&caller, &filters))
+            .await
+            .map_err(|e| BackendError::Io(io::Error::other(e)))?
             .map_err(refused)
     }
 

@@ -19,7 +19,7 @@ mod restart;
 mod start;
 mod stats;
 mod stop;
-mod tarwrite;
+pub(crate) mod tarwrite;
 mod top;
 mod update;
 mod wait;

@@ -16,6 +16,16 @@ impl ImageStore {
         Ok(self.layers_of(id, &config)?.iter().map(|l| l.size).sum())
     }
 
+    /// Each layer of image `id` with its size, bottom first.
+    pub fn layer_sizes(&self, id: &str) -> Result<Vec<(String, i64)>, ImageError> {
+        let config = self.read_config(id)?;
+        Ok(self
+            .layers_of(id, &config)?
+            .into_iter()
+            .map(|l| (l.diff_id, l.size))
+            .collect())
+    }
+
     /// The image `name` (tag, ID or ID prefix) as `GET /images/{name}/json` shows it.
     pub fn inspect(&self, name: &str) -> Result<ImageInspect, ImageError> {
         let id = self.lookup(name)?;
