@@ -62,6 +62,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("post", "/commit"),
     ("get", "/system/df"),
     ("post", "/build/prune"),
+    ("post", "/build"),
 ];
 
 /// The whole API: routes plus version prefix handling and Docker's common headers.
@@ -110,6 +111,7 @@ pub fn app(engine: Arc<Engine>) -> Router {
         .route("/commit", post(images::commit))
         .route("/system/df", get(system::df))
         .route("/build/prune", post(system::build_prune))
+        .route("/build", post(crate::handlers::build::build))
         .route(
             "/images/{*rest}",
             get(images::get_by_name)

@@ -27,7 +27,7 @@ use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use super::http::CLIENT_API_VERSION;
 use super::{
-    AttachOptions, AttachStream, Backend, BackendError, ByteReader, CommitOptions,
+    AttachOptions, AttachStream, Backend, BackendError, BuildOptions, ByteReader, CommitOptions,
     ContainerListOptions, CopyFrom, CopyToOptions, ErrorKind, EventStream, EventsOptions,
     ImageListOptions, ImportOptions, ImportSource, Inspected, LogsOptions, PingInfo,
     ProgressStream, RemoveOptions, Result, StatsStream, WaitCondition, WaitHandle,
@@ -577,6 +577,59 @@ impl Backend for EngineBackend {
             .await
             .map_err(|e| BackendError::Io(io::Error::other(e)))?
             .map_err(refused)
+    }
+
+    async fn build_image(
+        &self,
+        context: ByteReader,
+        opts: &BuildOptions,
+    ) -> Result<ProgressStream> {
+        let options = engine::build::BuildOptions {
+            dockerfile: opts.dockerfile.clone(),
+            tags: opts.tags.clone(),
+            target: opts.target.clone(),
+            quiet: opts.quiet,
+            no_cache: opts.no_cache,
+            pull: opts.pull,
+            remove: opts.remove,
+            force_remove: opts.force_remove,
+            labels: opts.labels.clone(),
+            build_args: opts.build_args.clone(),
+            platform: opts.platform.clone(),
+        };
+        let (tx, rx) = mpsc::channel(64);
+        let engine = self.engine.clone();
+        let caller = self.caller;
+        let reader: Box<dyn std::io::Read + Send> = Box::new(SyncIoBridge::new(context));
+        let task = tokio::spawn(async move { engine.build(&caller, reader, options, tx).await });
+        // The messages, then the outcome: a failure as the message berthd would stream.
+        let stream = futures_util::stream::unfold((rx, Some(task)), |(mut rx, task)| async move {
+            if let Some(m) = rx.recv().await {
+                return Some((Ok(m), (rx, task)));
+            }
+            let task = task?;
+            let failure = match task.await {
+                Ok(Ok(_)) => return None,
+                Ok(Err(e)) => ProgressMessage {
+                    error: Some(error_chain(&e)),
+                    error_detail: Some(api_types::ErrorDetail {
+                        message: error_chain(&e),
+                        code: e.code(),
+                    }),
+                    ..Default::default()
+                },
+                Err(e) => ProgressMessage {
+                    error: Some(format!("the build failed: {e}")),
+                    error_detail: Some(api_types::ErrorDetail {
+                        message: format!("the build failed: {e}"),
+                        code: None,
+                    }),
+                    ..Default::default()
+                },
+            };
+            Some((Ok(failure), (rx, None)))
+        });
+        Ok(Box::pin(stream))
     }
 
     async fn stat_container_path(&self, id: &str, path: &str) -> Result<ContainerPathStat> {

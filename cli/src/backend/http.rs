@@ -34,7 +34,7 @@ use tokio::sync::OnceCell;
 use tokio_util::io::{ReaderStream, StreamReader};
 
 use super::{
-    AttachOptions, AttachStream, Backend, BackendError, ByteReader, CommitOptions,
+    AttachOptions, AttachStream, Backend, BackendError, BuildOptions, ByteReader, CommitOptions,
     ContainerListOptions, CopyFrom, CopyToOptions, ErrorKind, EventStream, EventsOptions,
     ImageListOptions, ImportOptions, ImportSource, Inspected, LogsOptions, PingInfo,
     ProgressStream, RemoveOptions, Result, StatsStream, WaitCondition, WaitHandle,
@@ -925,6 +925,49 @@ impl Backend for HttpBackend {
             )
             .await?;
         read_json(resp).await
+    }
+
+    async fn build_image(
+        &self,
+        context: ByteReader,
+        opts: &BuildOptions,
+    ) -> Result<ProgressStream> {
+        let mut query = Query::new()
+            .set("dockerfile", opts.dockerfile.clone())
+            .flag("q", opts.quiet)
+            .flag("nocache", opts.no_cache)
+            .flag("pull", opts.pull)
+            .flag("forcerm", opts.force_remove)
+            .opt("target", opts.target.clone())
+            .opt("platform", opts.platform.clone());
+        if !opts.remove {
+            query = query.set("rm", "0");
+        }
+        for t in &opts.tags {
+            query = query.set("t", t.clone());
+        }
+        if !opts.labels.is_empty() {
+            query = query.set(
+                "labels",
+                serde_json::to_string(&opts.labels).unwrap_or_default(),
+            );
+        }
+        if !opts.build_args.is_empty() {
+            query = query.set(
+                "buildargs",
+                serde_json::to_string(&opts.build_args).unwrap_or_default(),
+            );
+        }
+        let resp = self
+            .send(
+                Method::POST,
+                "/build",
+                query,
+                stream_body(context),
+                &[("content-type", "application/x-tar")],
+            )
+            .await?;
+        Ok(progress_stream(resp))
     }
 
     async fn stat_container_path(&self, id: &str, path: &str) -> Result<ContainerPathStat> {

@@ -229,6 +229,23 @@ pub struct CommitOptions {
     pub changes: Vec<String>,
 }
 
+/// Options of a build (the context travels separately, as a tar).
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// The Dockerfile's path inside the context.
+    pub dockerfile: String,
+    pub tags: Vec<String>,
+    pub target: Option<String>,
+    pub quiet: bool,
+    pub no_cache: bool,
+    pub pull: bool,
+    pub remove: bool,
+    pub force_remove: bool,
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub build_args: std::collections::BTreeMap<String, Option<String>>,
+    pub platform: Option<String>,
+}
+
 /// Options of an events subscription.
 #[derive(Debug, Clone, Default)]
 pub struct EventsOptions {
@@ -406,6 +423,13 @@ pub trait Backend: Send + Sync {
         filters: &Filters,
         all: bool,
     ) -> impl Future<Output = Result<api_types::BuildCachePruneResponse>> + Send;
+
+    /// Builds an image from a context tar; the build's messages as they come.
+    fn build_image(
+        &self,
+        context: ByteReader,
+        opts: &BuildOptions,
+    ) -> impl Future<Output = Result<ProgressStream>> + Send;
 
     /// The stat of a path in a container.
     fn stat_container_path(

@@ -114,7 +114,7 @@ mod tests {
         assert_eq!(row["CreatedSince"], "3 hours ago");
         assert_eq!(
             row["CreatedBy"],
-            "/bin/sh -c #(nop) ADD file:0123456789abcdef01…"
+            "/bin/sh -c #(nop) ADD file:0123456789abcdef0…"
         );
         assert_eq!(row["Size"], "4.26MB");
         let row = history_row(&h, false, false, 0);

@@ -3,6 +3,7 @@
 
 pub mod attach;
 pub mod bench;
+pub mod build;
 pub mod commit;
 pub mod container_opts;
 pub mod cp;
@@ -94,6 +95,8 @@ pub enum Command {
     History(history::HistoryArgs),
     /// Create a new image from a container's changes
     Commit(commit::CommitArgs),
+    /// Build an image from a Dockerfile
+    Build(build::BuildArgs),
     /// Show the berth version information
     Version(system::VersionArgs),
     /// Display system-wide information
@@ -121,6 +124,8 @@ pub enum Command {
 pub enum BuilderCommand {
     /// Remove build cache
     Prune(image_prune::BuilderPruneArgs),
+    /// Build an image from a Dockerfile
+    Build(build::BuildArgs),
 }
 
 /// `berth container ...`.
@@ -203,6 +208,8 @@ pub enum ImageCommand {
     History(history::HistoryArgs),
     /// Remove unused images
     Prune(image_prune::ImagePruneArgs),
+    /// Build an image from a Dockerfile
+    Build(build::BuildArgs),
 }
 
 /// `berth system ...`.
@@ -257,12 +264,14 @@ impl Command {
                 ImageCommand::Save(a) => Self::Save(a),
                 ImageCommand::History(a) => Self::History(a),
                 ImageCommand::Prune(a) => Self::Image(ImageCommand::Prune(a)),
+                ImageCommand::Build(a) => Self::Build(a),
             },
             Self::System(c) => match c {
                 SystemCommand::Info(a) => Self::Info(a),
                 SystemCommand::Events(a) => Self::Events(a),
                 SystemCommand::Df(a) => Self::System(SystemCommand::Df(a)),
             },
+            Self::Builder(BuilderCommand::Build(a)) => Self::Build(a),
             other => other,
         }
     }
@@ -310,7 +319,8 @@ pub async fn execute<B: Backend>(backend: &B, command: Command) -> anyhow::Resul
         Command::Image(ImageCommand::Prune(a)) => image_prune::image_prune(backend, a).await,
         Command::System(SystemCommand::Df(a)) => df::df(backend, a).await,
         Command::Builder(BuilderCommand::Prune(a)) => image_prune::builder_prune(backend, a).await,
-        Command::Container(_) | Command::Image(_) | Command::System(_) => {
+        Command::Build(a) => build::build(backend, a).await,
+        Command::Container(_) | Command::Image(_) | Command::System(_) | Command::Builder(_) => {
             unreachable!("grouped commands are flattened above")
         }
     }

@@ -4,6 +4,7 @@
 //! `berth --daemonless` calls it in-process. Every operation takes the [`Caller`] who asked,
 //! so audit and policy can be added without touching the transports.
 
+pub mod build;
 pub mod caller;
 pub mod cgroups;
 pub mod commit;

@@ -25,7 +25,7 @@ pub struct ChildImage<'a> {
     /// The image it is made from; `None` for `FROM scratch`.
     pub parent: Option<String>,
     /// The new layer as a tar, `None` when the step changed no file.
-    pub layer: Option<&'a mut dyn Read>,
+    pub layer: Option<&'a mut (dyn Read + Send)>,
     /// The new image's config.
     pub config: ContainerConfig,
     /// The config of the container that made it (`container_config`), if one did.

@@ -56,8 +56,12 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-pub(crate) use changes::apply as apply_changes;
+pub(crate) use blob::{decompressed, ScratchDir};
+pub(crate) use changes::{
+    apply as apply_changes, apply_with as apply_changes_with, words as change_words,
+};
 pub use commit::{ChildImage, BERTH_DOCKER_VERSION, EMPTY_TAR_DIGEST};
+pub(crate) use config::host_architecture as host_arch;
 pub use error::ImageError;
 pub use meta::ImageMeta;
 pub use prune::{parse_until, CacheEntry};
