@@ -158,6 +158,14 @@ pub async fn build(
         tokio::spawn(d.finish());
     }
     let Some(first) = first else {
+        // The build ended before it said anything: its result is the answer.
+        if finished {
+            return Err(ApiError::internal("the build ended without a result"));
+        }
+        let r = task
+            .await
+            .map_err(|e| ApiError::internal(format!("the build failed: {e}")))?;
+        r?;
         return Err(ApiError::internal("the build ended without a result"));
     };
     // Everything already queued, then what comes, then the outcome.

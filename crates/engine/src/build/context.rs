@@ -32,16 +32,18 @@ impl Workspace {
         let dir = ws.context();
         std::fs::create_dir(&dir).map_err(|e| BuildError::io("cannot create the context", e))?;
         let mut reader = crate::image::decompressed(context)?;
-        extract_into_host_dir(&dir, &mut reader, ExtractOptions::default()).map_err(
-            |e| match e {
-                ArchiveError::Breakout { message } => BuildError::Context {
-                    message: format!("Error processing tar file: {message}"),
-                },
-                other => BuildError::Context {
-                    message: format!("Error processing tar file: {other}"),
-                },
-            },
-        )?;
+        // The messages name the context, not where berth keeps it.
+        let shown = format!("{:?}", dir.display().to_string());
+        let hide = |m: String| m.replace(&shown, "the build context");
+        extract_into_host_dir(&dir, &mut reader, ExtractOptions::default()).map_err(|e| {
+            let message = match e {
+                ArchiveError::Breakout { message } => message,
+                other => other.to_string(),
+            };
+            BuildError::Context {
+                message: format!("Error processing tar file: {}", hide(message)),
+            }
+        })?;
         Ok(ws)
     }
 

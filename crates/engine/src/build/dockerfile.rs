@@ -418,6 +418,19 @@ mod tests {
     }
 
     #[test]
+    fn heredocs_are_the_script() {
+        let df = parse("FROM busybox\nRUN <<EOF\necho one > /here\nEOF\n").unwrap();
+        assert_eq!(
+            df.stages[0].steps[0].kind,
+            Kind::Run {
+                command: Command::Shell(String::new()),
+                heredocs: vec!["echo one > /here\n".into()],
+                flags: Vec::new()
+            }
+        );
+    }
+
+    #[test]
     fn escape_directive_and_triggers() {
         let df = parse("# escape=`\nFROM busybox\nRUN echo a `\n  b\n").unwrap();
         assert_eq!(df.stages[0].steps[0].original, "RUN echo a b");

@@ -977,7 +977,9 @@ impl Builder<'_> {
             Command::Shell(s) => {
                 let mut v = state.shell();
                 match heredocs.first() {
-                    Some(script) if s.trim_start().starts_with("<<") => v.push(script.clone()),
+                    Some(script) if s.trim().is_empty() || s.trim_start().starts_with("<<") => {
+                        v.push(script.clone())
+                    }
                     Some(_) => {
                         return Err(BuildError::invalid(
                             "a RUN heredoc must be the whole command (RUN <<EOF ... EOF)",
