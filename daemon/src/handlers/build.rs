@@ -82,11 +82,14 @@ fn options(params: &Params) -> Result<BuildOptions, ApiError> {
         .map(|(k, v)| (k, v.unwrap_or_default()))
         .collect();
     Ok(BuildOptions {
+        // The first value, as dockerd's FormValue reads it: docker-py sends a Dockerfile
+        // from outside the context as a second `dockerfile` (its content).
         dockerfile: params
-            .get("dockerfile")
+            .all("dockerfile")
+            .into_iter()
+            .next()
             .filter(|d| !d.is_empty())
-            .unwrap_or("Dockerfile")
-            .to_string(),
+            .unwrap_or_else(|| "Dockerfile".to_string()),
         tags: params
             .all("t")
             .into_iter()
