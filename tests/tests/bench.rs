@@ -171,7 +171,10 @@ fn check_json(results: &Value) {
     assert_eq!(row_ids("ps"), ["n10", "n100"]);
     assert_eq!(row_ids("inspect"), ["n10", "n100"]);
     assert_eq!(row_ids("fifty"), ["start", "ps", "rm"]);
-    assert_eq!(row_ids("build"), ["warm-p50", "warm-p90", "late-p50", "late-steps"]);
+    assert_eq!(
+        row_ids("build"),
+        ["warm-p50", "warm-p90", "late-p50", "late-steps"]
+    );
     // Only the steps after the late COPY are rebuilt.
     let steps = &scenario("build")["rows"][3]["cells"]["berthd"];
     assert_eq!(steps["value"], 2.0, "{steps}");

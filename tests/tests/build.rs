@@ -377,3 +377,73 @@ fn contexts_that_lead_outside_are_refused_and_gzip_is_read() {
         "abs\n"
     );
 }
+
+#[test]
+fn config_instructions_and_onbuild_triggers() {
+    let d = Daemon::start();
+    let ctx = tempfile::tempdir().unwrap();
+    write(
+        ctx.path(),
+        "Dockerfile",
+        concat!(
+            "FROM busybox\n",
+            "MAINTAINER someone <s@example.com>\n",
+            "SHELL [\"/bin/sh\", \"-e\", \"-c\"]\n",
+            "RUN echo shell > /shell\n",
+            "EXPOSE 8080/tcp 53/udp\n",
+            "VOLUME [\"/data\"]\n",
+            "STOPSIGNAL SIGUSR1\n",
+            "HEALTHCHECK --interval=5s CMD true\n",
+            "ONBUILD RUN echo triggered > /trigger\n",
+        ),
+    );
+    ok(&d.berth(&[
+        "build",
+        "-t",
+        "base-onbuild:v1",
+        ctx.path().to_str().unwrap(),
+    ]));
+    let f = "{{.Author}}|{{json .Config.ExposedPorts}}|{{json .Config.Volumes}}|{{.Config.StopSignal}}|{{.Config.Healthcheck.Interval}}|{{json .Config.OnBuild}}|{{json .Config.Shell}}";
+    assert_eq!(
+        d.inspect("base-onbuild:v1", f),
+        "someone <s@example.com>|{\"53/udp\":{},\"8080/tcp\":{}}|{\"/data\":{}}|SIGUSR1|5000000000|[\"RUN echo triggered \\u003e /trigger\"]|[\"/bin/sh\",\"-e\",\"-c\"]"
+    );
+    let h = ok(&d.berth(&[
+        "history",
+        "--no-trunc",
+        "--format",
+        "{{.CreatedBy}}",
+        "base-onbuild:v1",
+    ]));
+    assert!(h.contains("/bin/sh -e -c echo shell > /shell"), "{h}");
+    write(
+        ctx.path(),
+        "Dockerfile",
+        "FROM base-onbuild:v1\nRUN cat /trigger\n",
+    );
+    let out = ok(&d.berth(&[
+        "build",
+        "-t",
+        "child-onbuild:v1",
+        ctx.path().to_str().unwrap(),
+    ]));
+    assert!(out.contains("# Executing 1 build trigger"), "{out}");
+    assert!(out.contains("triggered\n"), "{out}");
+    assert_eq!(
+        d.inspect("child-onbuild:v1", "{{json .Config.OnBuild}}"),
+        "null"
+    );
+    // Another platform cannot be built here.
+    write(
+        ctx.path(),
+        "Dockerfile",
+        "FROM --platform=linux/s390x busybox\n",
+    );
+    let out = d.berth(&["build", ctx.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("platform linux/s390x is not supported"),
+        "{}",
+        text(&out.stderr)
+    );
+}

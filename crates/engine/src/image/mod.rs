@@ -442,10 +442,22 @@ impl ImageStore {
 
     fn empty_tmp(&self) -> Result<(), ImageError> {
         let tmp = self.tmp_dir();
+        // A build that died leaves its overlays mounted in scratch space: unmount them
+        // first, and leave what cannot be unmounted, so nothing walks across a mount point.
+        let mut stuck = Vec::new();
+        for target in crate::rootfs::mounts_under(&tmp) {
+            if let Err(e) = crate::rootfs::unmount(&target) {
+                tracing::warn!(target = %target.display(), error = %e, "cannot unmount leftover build scratch");
+                stuck.push(target);
+            }
+        }
         let entries = std::fs::read_dir(&tmp)
             .map_err(|e| ImageError::io(format!("cannot list {}", tmp.display()), e))?;
         for entry in entries.flatten() {
             let path = entry.path();
+            if stuck.iter().any(|m| m.starts_with(&path)) {
+                continue;
+            }
             let r = match entry.file_type() {
                 Ok(t) if t.is_dir() => std::fs::remove_dir_all(&path),
                 _ => std::fs::remove_file(&path),
