@@ -265,6 +265,11 @@ both_modes! {
         assert_eq!(out.matches(" ---> Using cache").count(), 3, "{out}");
         assert_eq!(out.matches(" ---> Running in ").count(), 1, "{out}");
         assert_eq!(ok(&d.berth(&["run", "--rm", "late:v2", "cat", "/late.copy"])), "v2\n");
+        // The steps' images are there (images -a) but not listed as dangling images.
+        let listed = ok(&d.berth(&["images", "--format", "{{.Repository}}"]));
+        assert!(!listed.contains("<none>"), "{listed}");
+        let all = ok(&d.berth(&["images", "-a", "--format", "{{.Repository}}"]));
+        assert_eq!(all.lines().filter(|l| *l == "<none>").count(), 5, "{all}");
         // --no-cache runs everything again.
         let out = ok(&d.berth(&["build", "--no-cache", ctx.path().to_str().unwrap()]));
         assert_eq!(out.matches("Using cache").count(), 0, "{out}");

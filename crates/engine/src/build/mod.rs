@@ -1032,7 +1032,8 @@ impl Builder<'_> {
         config.attach_stdout = true;
         config.attach_stderr = true;
         config.labels = None;
-        config.healthcheck = None;
+        // A build step is not a service: no health checks (dockerd disables them too).
+        config.healthcheck = Some(serde_json::json!({ "Test": ["NONE"] }));
         let created = self
             .engine
             .create_container(
