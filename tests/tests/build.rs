@@ -210,8 +210,17 @@ both_modes! {
         write(ctx.path(), "Dockerfile", &df);
         let out = d.berth(&["build", "-t", "never:v1", ctx.path().to_str().unwrap()]);
         assert_eq!(out.status.code(), Some(1));
+        assert_eq!(
+            text(&out.stderr).trim(),
+            "Error response from daemon: dockerfile parse error line 40: unknown instruction: FROBNICATE",
+            "{}",
+            text(&out.stderr)
+        );
+        // --pull needs registries, which berth cannot reach yet: refused, not ignored.
+        let out = d.berth(&["build", "--pull", ctx.path().to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1));
         assert!(
-            text(&out.stderr).contains("dockerfile parse error line 40: unknown instruction: FROBNICATE"),
+            text(&out.stderr).starts_with("Error response from daemon: --pull is not available"),
             "{}",
             text(&out.stderr)
         );

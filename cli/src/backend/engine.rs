@@ -597,38 +597,66 @@ impl Backend for EngineBackend {
             build_args: opts.build_args.clone(),
             platform: opts.platform.clone(),
         };
-        let (tx, rx) = mpsc::channel(64);
+        let (tx, mut rx) = mpsc::channel(64);
         let engine = self.engine.clone();
         let caller = self.caller;
         let reader: Box<dyn std::io::Read + Send> = Box::new(SyncIoBridge::new(context));
-        let task = tokio::spawn(async move { engine.build(&caller, reader, options, tx).await });
-        // The messages, then the outcome: a failure as the message berthd would stream.
-        let stream = futures_util::stream::unfold((rx, Some(task)), |(mut rx, task)| async move {
-            if let Some(m) = rx.recv().await {
-                return Some((Ok(m), (rx, task)));
+        let mut task =
+            tokio::spawn(async move { engine.build(&caller, reader, options, tx).await });
+        // As berthd answers: a failure before the first message is the call's error.
+        let refused_build = |e: engine::build::BuildError| BackendError::Daemon {
+            kind: kind_of(e.kind()),
+            message: error_chain(&e),
+        };
+        let mut finished = false;
+        let first = tokio::select! {
+            m = rx.recv() => m,
+            r = &mut task => {
+                finished = true;
+                r.map_err(|e| BackendError::Io(io::Error::other(e)))?
+                    .map_err(refused_build)?;
+                rx.recv().await
             }
-            let task = task?;
-            let failure = match task.await {
-                Ok(Ok(_)) => return None,
-                Ok(Err(e)) => ProgressMessage {
-                    error: Some(error_chain(&e)),
-                    error_detail: Some(api_types::ErrorDetail {
-                        message: error_chain(&e),
-                        code: e.code(),
-                    }),
-                    ..Default::default()
-                },
-                Err(e) => ProgressMessage {
-                    error: Some(format!("the build failed: {e}")),
-                    error_detail: Some(api_types::ErrorDetail {
-                        message: format!("the build failed: {e}"),
-                        code: None,
-                    }),
-                    ..Default::default()
-                },
-            };
-            Some((Ok(failure), (rx, None)))
-        });
+        };
+        let task = if first.is_none() && !finished {
+            task.await
+                .map_err(|e| BackendError::Io(io::Error::other(e)))?
+                .map_err(refused_build)?;
+            None
+        } else {
+            (!finished).then_some(task)
+        };
+        // The messages, then the outcome: a failure as the message berthd would stream.
+        let stream =
+            futures_util::stream::unfold((first, rx, task), |(first, mut rx, task)| async move {
+                if let Some(m) = first {
+                    return Some((Ok(m), (None, rx, task)));
+                }
+                if let Some(m) = rx.recv().await {
+                    return Some((Ok(m), (None, rx, task)));
+                }
+                let task = task?;
+                let failure = match task.await {
+                    Ok(Ok(_)) => return None,
+                    Ok(Err(e)) => ProgressMessage {
+                        error: Some(error_chain(&e)),
+                        error_detail: Some(api_types::ErrorDetail {
+                            message: error_chain(&e),
+                            code: e.code(),
+                        }),
+                        ..Default::default()
+                    },
+                    Err(e) => ProgressMessage {
+                        error: Some(format!("the build failed: {e}")),
+                        error_detail: Some(api_types::ErrorDetail {
+                            message: format!("the build failed: {e}"),
+                            code: None,
+                        }),
+                        ..Default::default()
+                    },
+                };
+                Some((Ok(failure), (None, rx, None)))
+            });
         Ok(Box::pin(stream))
     }
 

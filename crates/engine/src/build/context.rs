@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::ignore::IgnoreMatcher;
 use super::BuildError;
-use crate::container::{extract_into_host_dir, ArchiveError, ExtractOptions};
+use crate::container::{extract_into_engine_dir, ArchiveError, ExtractOptions};
 use crate::image::ScratchDir;
 
 /// A build's scratch space: the unpacked context and room for overlays.
@@ -35,7 +35,7 @@ impl Workspace {
         // The messages name the context, not where berth keeps it.
         let shown = format!("{:?}", dir.display().to_string());
         let hide = |m: String| m.replace(&shown, "the build context");
-        extract_into_host_dir(&dir, &mut reader, ExtractOptions::default()).map_err(|e| {
+        extract_into_engine_dir(&dir, &mut reader, ExtractOptions::default()).map_err(|e| {
             let message = match e {
                 ArchiveError::Breakout { message } => message,
                 other => other.to_string(),

@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use super::dockerfile::Source;
 use super::ignore::glob;
 use super::BuildError;
-use crate::container::{extract_into_host_dir, ExtractOptions, Owners};
+use crate::container::{extract_into_engine_dir, ExtractOptions, Owners};
 
 /// One source, resolved.
 #[derive(Debug, Clone)]
@@ -419,7 +419,7 @@ pub(crate) fn write(resolved: &Resolved, t: &Target<'_>, add: bool) -> Result<()
         owners: Owners::Fixed(t.uid, t.gid),
         ..ExtractOptions::default()
     };
-    extract_into_host_dir(&host_dir, &mut io::BufReader::new(tar_file), opts).map_err(|e| {
+    extract_into_engine_dir(&host_dir, &mut io::BufReader::new(tar_file), opts).map_err(|e| {
         BuildError::Invalid {
             message: format!("{verb} failed: {e}"),
         }
@@ -427,11 +427,11 @@ pub(crate) fn write(resolved: &Resolved, t: &Target<'_>, add: bool) -> Result<()
     for archive in archives {
         let mut file = File::open(&archive).map_err(fail)?;
         let mut reader = crate::image::decompressed(&mut file)?;
-        extract_into_host_dir(&host_dir, &mut reader, ExtractOptions::default()).map_err(|e| {
-            BuildError::Invalid {
+        extract_into_engine_dir(&host_dir, &mut reader, ExtractOptions::default()).map_err(
+            |e| BuildError::Invalid {
                 message: format!("{verb} failed: {e}"),
-            }
-        })?;
+            },
+        )?;
     }
     let _ = std::fs::remove_file(&t.scratch);
     Ok(())

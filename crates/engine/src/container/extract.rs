@@ -95,6 +95,21 @@ impl Budget {
     }
 }
 
+impl Budget {
+    /// The room left on the file system of `dir`, all of it (for data the engine keeps in
+    /// its own storage, as `load` and a build context are: dockerd holds nothing back there).
+    pub fn all_of(dir: &impl AsFd) -> io::Result<Self> {
+        let st = rfs::fstatvfs(dir)?;
+        let bytes = st.f_bavail.saturating_mul(st.f_frsize.max(1));
+        let entries = if st.f_files == 0 {
+            MAX_ENTRIES
+        } else {
+            st.f_favail.min(MAX_ENTRIES)
+        };
+        Ok(Self { bytes, entries })
+    }
+}
+
 /// Extracts `reader` into the directory `dest` (cleaned components, resolved) of the
 /// container whose root is `root`. Returns the number of entries written.
 pub(crate) fn extract(
@@ -127,6 +142,34 @@ pub fn extract_into_host_dir(
     )
     .map_err(|e| io_error(e.into()))?;
     let budget = Budget::of(&root).map_err(io_error)?;
+    extract_shown(
+        &root,
+        Vec::new(),
+        dir.display().to_string(),
+        reader,
+        opts,
+        budget,
+    )
+}
+
+/// [`extract_into_host_dir`] into the engine's own storage (a build context): bounded by
+/// the file system's free space without the reserve kept for uploads into containers.
+pub fn extract_into_engine_dir(
+    dir: &Path,
+    reader: &mut dyn Read,
+    opts: ExtractOptions,
+) -> Result<u64, ArchiveError> {
+    let io_error = |e: io::Error| ArchiveError::Io {
+        context: format!("cannot open {}", dir.display()),
+        source: e,
+    };
+    let root = rfs::open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| io_error(e.into()))?;
+    let budget = Budget::all_of(&root).map_err(io_error)?;
     extract_shown(
         &root,
         Vec::new(),

@@ -41,7 +41,7 @@ use tokio::sync::watch;
 use crate::ErrorKind;
 
 pub use archive::{ArchiveError, CopyToOptions, TarStream};
-pub use extract::{extract_into_host_dir, ExtractOptions, Owners};
+pub use extract::{extract_into_engine_dir, extract_into_host_dir, ExtractOptions, Owners};
 pub use logs::{LogChunk, LogOptions, LogStream};
 pub use mounts::BindMount;
 pub use query::ListOptions;
