@@ -59,6 +59,16 @@ impl From<EngineError> for ApiError {
     }
 }
 
+impl From<engine::build::BuildError> for ApiError {
+    fn from(e: engine::build::BuildError) -> Self {
+        let status = status_of(e.kind());
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(error = ?e, "build failed");
+        }
+        Self::new(status, error_chain(&e))
+    }
+}
+
 /// An error and its sources, as one line.
 pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut msg = e.to_string();

@@ -55,6 +55,14 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/images/{name}/json"),
     ("post", "/images/{name}/tag"),
     ("delete", "/images/{name}"),
+    ("get", "/images/{name}/history"),
+    ("get", "/images/{name}/get"),
+    ("get", "/images/get"),
+    ("post", "/images/prune"),
+    ("post", "/commit"),
+    ("get", "/system/df"),
+    ("post", "/build/prune"),
+    ("post", "/build"),
 ];
 
 /// The whole API: routes plus version prefix handling and Docker's common headers.
@@ -100,6 +108,10 @@ pub fn app(engine: Arc<Engine>) -> Router {
         .route("/images/json", get(images::list))
         .route("/images/load", post(images::load))
         .route("/images/create", post(images::create))
+        .route("/commit", post(images::commit))
+        .route("/system/df", get(system::df))
+        .route("/build/prune", post(system::build_prune))
+        .route("/build", post(crate::handlers::build::build))
         .route(
             "/images/{*rest}",
             get(images::get_by_name)

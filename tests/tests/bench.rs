@@ -14,7 +14,7 @@ use serde_json::Value;
 const FLOOR: [&str; 3] = ["berth-runtime", "runc", "unshare-chroot"];
 
 /// The scenario ids every full or quick run reports.
-const SCENARIOS: [&str; 9] = [
+const SCENARIOS: [&str; 10] = [
     "run-rm",
     "cpu",
     "exec",
@@ -24,6 +24,7 @@ const SCENARIOS: [&str; 9] = [
     "memory",
     "daemon-kill",
     "fifty",
+    "build",
 ];
 
 fn bench_cmd(args: &[&str]) -> Command {
@@ -175,6 +176,13 @@ fn check_json(results: &Value) {
     assert_eq!(row_ids("ps"), ["n10", "n100"]);
     assert_eq!(row_ids("inspect"), ["n10", "n100"]);
     assert_eq!(row_ids("fifty"), ["start", "ps", "rm"]);
+    assert_eq!(
+        row_ids("build"),
+        ["warm-p50", "warm-p90", "late-p50", "late-steps"]
+    );
+    // Only the steps after the late COPY are rebuilt.
+    let steps = &scenario("build")["rows"][3]["cells"]["berthd"];
+    assert_eq!(steps["value"], 2.0, "{steps}");
     // berthd, the baseline, is measured in every scenario it has.
     let p50 = &scenario("run-rm")["rows"][0]["cells"]["berthd"];
     assert_eq!(p50["status"], "measured", "{p50}");

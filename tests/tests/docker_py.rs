@@ -57,3 +57,10 @@ fn docker_py_stats_and_top() {
     run_script(&d, "observe.py");
     assert!(d.container_ids().is_empty());
 }
+
+#[test]
+fn docker_py_build_save_commit_prune_and_df() {
+    let d = Daemon::start();
+    run_script(&d, "images_build.py");
+    assert!(d.container_ids().is_empty());
+}

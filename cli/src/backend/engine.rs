@@ -27,10 +27,10 @@ use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use super::http::CLIENT_API_VERSION;
 use super::{
-    AttachOptions, AttachStream, Backend, BackendError, ByteReader, ContainerListOptions, CopyFrom,
-    CopyToOptions, ErrorKind, EventStream, EventsOptions, ImageListOptions, ImportOptions,
-    ImportSource, Inspected, LogsOptions, PingInfo, ProgressStream, RemoveOptions, Result,
-    StatsStream, WaitCondition, WaitHandle,
+    AttachOptions, AttachStream, Backend, BackendError, BuildOptions, ByteReader, CommitOptions,
+    ContainerListOptions, CopyFrom, CopyToOptions, ErrorKind, EventStream, EventsOptions,
+    ImageListOptions, ImportOptions, ImportSource, Inspected, LogsOptions, PingInfo,
+    ProgressStream, RemoveOptions, Result, StatsStream, WaitCondition, WaitHandle,
 };
 
 /// The engine, opened in this process on a data root shared with other daemonless commands.
@@ -514,6 +514,148 @@ impl Backend for EngineBackend {
         self.engine
             .remove_image(&self.caller, name, force)
             .map_err(refused)
+    }
+
+    async fn save_images(&self, names: &[String], format: &str) -> Result<ByteReader> {
+        let format = engine::image::SaveFormat::parse(format)
+            .ok_or_else(|| invalid(format!("unknown archive format {format:?}")))?;
+        let rx = self
+            .engine
+            .save_images(&self.caller, names, format)
+            .await
+            .map_err(refused)?;
+        Ok(tar_reader(rx))
+    }
+
+    async fn image_history(&self, name: &str) -> Result<Vec<api_types::ImageHistoryItem>> {
+        self.engine
+            .image_history(&self.caller, name)
+            .map_err(refused)
+    }
+
+    async fn prune_images(&self, filters: &Filters) -> Result<api_types::ImagesPruneResponse> {
+        let engine = self.engine.clone();
+        let caller = self.caller;
+        let filters = filters.clone();
+        tokio::task::spawn_blocking(move || engine.prune_images(&caller, &filters))
+            .await
+            .map_err(|e| BackendError::Io(io::Error::other(e)))?
+            .map_err(refused)
+    }
+
+    async fn commit_container(&self, container: &str, opts: &CommitOptions) -> Result<String> {
+        let opts = engine::commit::CommitOptions {
+            repo: opts.repo.clone(),
+            tag: opts.tag.clone(),
+            comment: opts.comment.clone(),
+            author: opts.author.clone(),
+            pause: opts.pause,
+            changes: opts.changes.clone(),
+            config: None,
+        };
+        self.engine
+            .commit_container(&self.caller, container, opts)
+            .await
+            .map_err(refused)
+    }
+
+    async fn disk_usage(&self) -> Result<api_types::DiskUsage> {
+        self.engine.disk_usage(&self.caller).await.map_err(refused)
+    }
+
+    async fn prune_build_cache(
+        &self,
+        filters: &Filters,
+        _all: bool,
+    ) -> Result<api_types::BuildCachePruneResponse> {
+        let engine = self.engine.clone();
+        let caller = self.caller;
+        let filters = filters.clone();
+        tokio::task::spawn_blocking(move || engine.prune_build_cache(&caller, &filters))
+            .await
+            .map_err(|e| BackendError::Io(io::Error::other(e)))?
+            .map_err(refused)
+    }
+
+    async fn build_image(
+        &self,
+        context: ByteReader,
+        opts: &BuildOptions,
+    ) -> Result<ProgressStream> {
+        let options = engine::build::BuildOptions {
+            dockerfile: opts.dockerfile.clone(),
+            tags: opts.tags.clone(),
+            target: opts.target.clone(),
+            quiet: opts.quiet,
+            no_cache: opts.no_cache,
+            pull: opts.pull,
+            remove: opts.remove,
+            force_remove: opts.force_remove,
+            labels: opts.labels.clone(),
+            build_args: opts.build_args.clone(),
+            platform: opts.platform.clone(),
+        };
+        let (tx, mut rx) = mpsc::channel(64);
+        let engine = self.engine.clone();
+        let caller = self.caller;
+        let reader: Box<dyn std::io::Read + Send> = Box::new(SyncIoBridge::new(context));
+        let mut task =
+            tokio::spawn(async move { engine.build(&caller, reader, options, tx).await });
+        // As berthd answers: a failure before the first message is the call's error.
+        let refused_build = |e: engine::build::BuildError| BackendError::Daemon {
+            kind: kind_of(e.kind()),
+            message: error_chain(&e),
+        };
+        let mut finished = false;
+        let first = tokio::select! {
+            m = rx.recv() => m,
+            r = &mut task => {
+                finished = true;
+                r.map_err(|e| BackendError::Io(io::Error::other(e)))?
+                    .map_err(refused_build)?;
+                rx.recv().await
+            }
+        };
+        let task = if first.is_none() && !finished {
+            task.await
+                .map_err(|e| BackendError::Io(io::Error::other(e)))?
+                .map_err(refused_build)?;
+            None
+        } else {
+            (!finished).then_some(task)
+        };
+        // The messages, then the outcome: a failure as the message berthd would stream.
+        let stream =
+            futures_util::stream::unfold((first, rx, task), |(first, mut rx, task)| async move {
+                if let Some(m) = first {
+                    return Some((Ok(m), (None, rx, task)));
+                }
+                if let Some(m) = rx.recv().await {
+                    return Some((Ok(m), (None, rx, task)));
+                }
+                let task = task?;
+                let failure = match task.await {
+                    Ok(Ok(_)) => return None,
+                    Ok(Err(e)) => ProgressMessage {
+                        error: Some(error_chain(&e)),
+                        error_detail: Some(api_types::ErrorDetail {
+                            message: error_chain(&e),
+                            code: e.code(),
+                        }),
+                        ..Default::default()
+                    },
+                    Err(e) => ProgressMessage {
+                        error: Some(format!("the build failed: {e}")),
+                        error_detail: Some(api_types::ErrorDetail {
+                            message: format!("the build failed: {e}"),
+                            code: None,
+                        }),
+                        ..Default::default()
+                    },
+                };
+                Some((Ok(failure), (None, rx, None)))
+            });
+        Ok(Box::pin(stream))
     }
 
     async fn stat_container_path(&self, id: &str, path: &str) -> Result<ContainerPathStat> {

@@ -34,10 +34,10 @@ use tokio::sync::OnceCell;
 use tokio_util::io::{ReaderStream, StreamReader};
 
 use super::{
-    AttachOptions, AttachStream, Backend, BackendError, ByteReader, ContainerListOptions, CopyFrom,
-    CopyToOptions, ErrorKind, EventStream, EventsOptions, ImageListOptions, ImportOptions,
-    ImportSource, Inspected, LogsOptions, PingInfo, ProgressStream, RemoveOptions, Result,
-    StatsStream, WaitCondition, WaitHandle,
+    AttachOptions, AttachStream, Backend, BackendError, BuildOptions, ByteReader, CommitOptions,
+    ContainerListOptions, CopyFrom, CopyToOptions, ErrorKind, EventStream, EventsOptions,
+    ImageListOptions, ImportOptions, ImportSource, Inspected, LogsOptions, PingInfo,
+    ProgressStream, RemoveOptions, Result, StatsStream, WaitCondition, WaitHandle,
 };
 
 /// The daemon address used when neither `-H` nor `BERTH_HOST` says otherwise.
@@ -847,6 +847,127 @@ impl Backend for HttpBackend {
             )
             .await?;
         read_json(resp).await
+    }
+
+    async fn save_images(&self, names: &[String], format: &str) -> Result<ByteReader> {
+        let (path, mut query) = match names {
+            [one] => (format!("/images/{}/get", path_escape(one)), Query::new()),
+            _ => {
+                let mut q = Query::new();
+                for n in names {
+                    q = q.set("names", n.clone());
+                }
+                ("/images/get".to_string(), q)
+            }
+        };
+        if !format.is_empty() && format != "docker" {
+            query = query.set("format", format);
+        }
+        let resp = self.send(Method::GET, &path, query, empty(), &[]).await?;
+        Ok(body_reader(resp))
+    }
+
+    async fn image_history(&self, name: &str) -> Result<Vec<api_types::ImageHistoryItem>> {
+        self.get_json(
+            &format!("/images/{}/history", path_escape(name)),
+            Query::new(),
+        )
+        .await
+    }
+
+    async fn prune_images(&self, filters: &Filters) -> Result<api_types::ImagesPruneResponse> {
+        let resp = self
+            .send(
+                Method::POST,
+                "/images/prune",
+                Query::new().filters(filters),
+                empty(),
+                &[],
+            )
+            .await?;
+        read_json(resp).await
+    }
+
+    async fn commit_container(&self, container: &str, opts: &CommitOptions) -> Result<String> {
+        let mut query = Query::new()
+            .set("container", container)
+            .opt("repo", opts.repo.clone())
+            .opt("tag", opts.tag.clone())
+            .set("comment", opts.comment.clone())
+            .set("author", opts.author.clone())
+            .set("pause", if opts.pause { "1" } else { "0" });
+        for c in &opts.changes {
+            query = query.set("changes", c.clone());
+        }
+        let resp = self
+            .send(Method::POST, "/commit", query, empty(), &[])
+            .await?;
+        let made: api_types::IdResponse = read_json(resp).await?;
+        Ok(made.id)
+    }
+
+    async fn disk_usage(&self) -> Result<api_types::DiskUsage> {
+        self.get_json("/system/df", Query::new()).await
+    }
+
+    async fn prune_build_cache(
+        &self,
+        filters: &Filters,
+        all: bool,
+    ) -> Result<api_types::BuildCachePruneResponse> {
+        let resp = self
+            .send(
+                Method::POST,
+                "/build/prune",
+                Query::new().filters(filters).flag("all", all),
+                empty(),
+                &[],
+            )
+            .await?;
+        read_json(resp).await
+    }
+
+    async fn build_image(
+        &self,
+        context: ByteReader,
+        opts: &BuildOptions,
+    ) -> Result<ProgressStream> {
+        let mut query = Query::new()
+            .set("dockerfile", opts.dockerfile.clone())
+            .flag("q", opts.quiet)
+            .flag("nocache", opts.no_cache)
+            .flag("pull", opts.pull)
+            .flag("forcerm", opts.force_remove)
+            .opt("target", opts.target.clone())
+            .opt("platform", opts.platform.clone());
+        if !opts.remove {
+            query = query.set("rm", "0");
+        }
+        for t in &opts.tags {
+            query = query.set("t", t.clone());
+        }
+        if !opts.labels.is_empty() {
+            query = query.set(
+                "labels",
+                serde_json::to_string(&opts.labels).unwrap_or_default(),
+            );
+        }
+        if !opts.build_args.is_empty() {
+            query = query.set(
+                "buildargs",
+                serde_json::to_string(&opts.build_args).unwrap_or_default(),
+            );
+        }
+        let resp = self
+            .send(
+                Method::POST,
+                "/build",
+                query,
+                stream_body(context),
+                &[("content-type", "application/x-tar")],
+            )
+            .await?;
+        Ok(progress_stream(resp))
     }
 
     async fn stat_container_path(&self, id: &str, path: &str) -> Result<ContainerPathStat> {

@@ -217,6 +217,35 @@ pub struct ImportOptions {
     pub changes: Vec<String>,
 }
 
+/// Options of a commit.
+#[derive(Debug, Clone, Default)]
+pub struct CommitOptions {
+    /// `repo[:tag]` as the user wrote it, split by the command.
+    pub repo: Option<String>,
+    pub tag: Option<String>,
+    pub comment: String,
+    pub author: String,
+    pub pause: bool,
+    pub changes: Vec<String>,
+}
+
+/// Options of a build (the context travels separately, as a tar).
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// The Dockerfile's path inside the context.
+    pub dockerfile: String,
+    pub tags: Vec<String>,
+    pub target: Option<String>,
+    pub quiet: bool,
+    pub no_cache: bool,
+    pub pull: bool,
+    pub remove: bool,
+    pub force_remove: bool,
+    pub labels: std::collections::BTreeMap<String, String>,
+    pub build_args: std::collections::BTreeMap<String, Option<String>>,
+    pub platform: Option<String>,
+}
+
 /// Options of an events subscription.
 #[derive(Debug, Clone, Default)]
 pub struct EventsOptions {
@@ -365,6 +394,42 @@ pub trait Backend: Send + Sync {
         force: bool,
         no_prune: bool,
     ) -> impl Future<Output = Result<Vec<ImageDeleteItem>>> + Send;
+
+    /// A `docker save` archive of the images (`format`: `docker` or `oci`).
+    fn save_images(
+        &self,
+        names: &[String],
+        format: &str,
+    ) -> impl Future<Output = Result<ByteReader>> + Send;
+    /// The steps an image was made of, newest first.
+    fn image_history(
+        &self,
+        name: &str,
+    ) -> impl Future<Output = Result<Vec<api_types::ImageHistoryItem>>> + Send;
+    fn prune_images(
+        &self,
+        filters: &Filters,
+    ) -> impl Future<Output = Result<api_types::ImagesPruneResponse>> + Send;
+    /// Makes an image of a container's changes; returns the image ID.
+    fn commit_container(
+        &self,
+        container: &str,
+        opts: &CommitOptions,
+    ) -> impl Future<Output = Result<String>> + Send;
+    /// What images, containers and the build cache take on disk.
+    fn disk_usage(&self) -> impl Future<Output = Result<api_types::DiskUsage>> + Send;
+    fn prune_build_cache(
+        &self,
+        filters: &Filters,
+        all: bool,
+    ) -> impl Future<Output = Result<api_types::BuildCachePruneResponse>> + Send;
+
+    /// Builds an image from a context tar; the build's messages as they come.
+    fn build_image(
+        &self,
+        context: ByteReader,
+        opts: &BuildOptions,
+    ) -> impl Future<Output = Result<ProgressStream>> + Send;
 
     /// The stat of a path in a container.
     fn stat_container_path(

@@ -3,10 +3,15 @@
 
 pub mod attach;
 pub mod bench;
+pub mod build;
+pub mod commit;
 pub mod container_opts;
 pub mod cp;
+pub mod df;
 pub mod exec;
 pub mod export;
+pub mod history;
+pub mod image_prune;
 pub mod images;
 pub mod inspect;
 pub mod lifecycle;
@@ -15,6 +20,7 @@ pub mod logs;
 pub mod prune;
 pub mod ps;
 pub mod run;
+pub mod save;
 pub mod stats;
 pub mod system;
 pub mod top;
@@ -83,6 +89,14 @@ pub enum Command {
     Tag(images::TagArgs),
     /// Remove one or more images
     Rmi(images::RmiArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(save::SaveArgs),
+    /// Show the history of an image
+    History(history::HistoryArgs),
+    /// Create a new image from a container's changes
+    Commit(commit::CommitArgs),
+    /// Build an image from a Dockerfile
+    Build(build::BuildArgs),
     /// Show the berth version information
     Version(system::VersionArgs),
     /// Display system-wide information
@@ -100,6 +114,18 @@ pub enum Command {
     /// Manage berth
     #[command(subcommand)]
     System(SystemCommand),
+    /// Manage builds
+    #[command(subcommand)]
+    Builder(BuilderCommand),
+}
+
+/// `berth builder ...`.
+#[derive(Subcommand, Debug, Clone)]
+pub enum BuilderCommand {
+    /// Remove build cache
+    Prune(image_prune::BuilderPruneArgs),
+    /// Build an image from a Dockerfile
+    Build(build::BuildArgs),
 }
 
 /// `berth container ...`.
@@ -153,6 +179,8 @@ pub enum ContainerCommand {
     Top(top::TopArgs),
     /// Remove all stopped containers
     Prune(prune::PruneArgs),
+    /// Create a new image from a container's changes
+    Commit(commit::CommitArgs),
 }
 
 /// `berth image ...`.
@@ -174,6 +202,14 @@ pub enum ImageCommand {
     Import(load::ImportArgs),
     /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
     Tag(images::TagArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save(save::SaveArgs),
+    /// Show the history of an image
+    History(history::HistoryArgs),
+    /// Remove unused images
+    Prune(image_prune::ImagePruneArgs),
+    /// Build an image from a Dockerfile
+    Build(build::BuildArgs),
 }
 
 /// `berth system ...`.
@@ -183,6 +219,8 @@ pub enum SystemCommand {
     Info(system::InfoArgs),
     /// Get real time events from the server
     Events(system::EventsArgs),
+    /// Show docker disk usage
+    Df(df::DfArgs),
 }
 
 impl Command {
@@ -213,6 +251,7 @@ impl Command {
                 ContainerCommand::Stats(a) => Self::Stats(a),
                 ContainerCommand::Top(a) => Self::Top(a),
                 ContainerCommand::Prune(a) => Self::Container(ContainerCommand::Prune(a)),
+                ContainerCommand::Commit(a) => Self::Commit(a),
             },
             Self::Image(c) => match c {
                 ImageCommand::Ls(a) => Self::Images(a),
@@ -222,11 +261,17 @@ impl Command {
                 ImageCommand::Load(a) => Self::Load(a),
                 ImageCommand::Import(a) => Self::Import(a),
                 ImageCommand::Tag(a) => Self::Tag(a),
+                ImageCommand::Save(a) => Self::Save(a),
+                ImageCommand::History(a) => Self::History(a),
+                ImageCommand::Prune(a) => Self::Image(ImageCommand::Prune(a)),
+                ImageCommand::Build(a) => Self::Build(a),
             },
             Self::System(c) => match c {
                 SystemCommand::Info(a) => Self::Info(a),
                 SystemCommand::Events(a) => Self::Events(a),
+                SystemCommand::Df(a) => Self::System(SystemCommand::Df(a)),
             },
+            Self::Builder(BuilderCommand::Build(a)) => Self::Build(a),
             other => other,
         }
     }
@@ -268,7 +313,14 @@ pub async fn execute<B: Backend>(backend: &B, command: Command) -> anyhow::Resul
         Command::Events(a) => system::events(backend, a).await,
         Command::Bench(a) => bench::bench(a).await,
         Command::Container(ContainerCommand::Prune(a)) => prune::prune(backend, a).await,
-        Command::Container(_) | Command::Image(_) | Command::System(_) => {
+        Command::Save(a) => save::save(backend, a).await,
+        Command::History(a) => history::history(backend, a).await,
+        Command::Commit(a) => commit::commit(backend, a).await,
+        Command::Image(ImageCommand::Prune(a)) => image_prune::image_prune(backend, a).await,
+        Command::System(SystemCommand::Df(a)) => df::df(backend, a).await,
+        Command::Builder(BuilderCommand::Prune(a)) => image_prune::builder_prune(backend, a).await,
+        Command::Build(a) => build::build(backend, a).await,
+        Command::Container(_) | Command::Image(_) | Command::System(_) | Command::Builder(_) => {
             unreachable!("grouped commands are flattened above")
         }
     }

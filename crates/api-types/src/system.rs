@@ -127,3 +127,15 @@ pub struct EventMessage {
     #[serde(rename = "timeNano")]
     pub time_nano: i64,
 }
+
+/// The answer to `GET /system/df`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct DiskUsage {
+    pub layers_size: i64,
+    pub images: Vec<crate::ImageSummary>,
+    pub containers: Vec<crate::ContainerSummary>,
+    pub volumes: Vec<serde_json::Value>,
+    pub build_cache: Option<Vec<crate::BuildCacheRecord>>,
+    pub builder_size: i64,
+}

@@ -4,8 +4,10 @@
 //! `berth --daemonless` calls it in-process. Every operation takes the [`Caller`] who asked,
 //! so audit and policy can be added without touching the transports.
 
+pub mod build;
 pub mod caller;
 pub mod cgroups;
+pub mod commit;
 pub mod config;
 pub mod container;
 pub mod engine;

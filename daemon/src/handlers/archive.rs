@@ -35,7 +35,7 @@ fn stat_header(stat: &ContainerPathStat) -> Result<HeaderValue, ApiError> {
 
 /// A tar stream as a response body: an error part-way aborts the response instead of
 /// ending it as if the archive were complete.
-fn tar_body(rx: TarStream) -> Body {
+pub(crate) fn tar_body(rx: TarStream) -> Body {
     let stream = futures_util::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|chunk| (chunk, rx))
     });

@@ -2,16 +2,19 @@
 
 use std::sync::Arc;
 
-use api_types::ProgressMessage;
+use api_types::{ContainerConfig, IdResponse, ProgressMessage};
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::header;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use engine::image::ImportOptions;
+use engine::commit::CommitOptions;
+use engine::image::{ImportOptions, SaveFormat};
 use engine::Engine;
 
+use super::archive::tar_body;
 use super::upload::upload;
+use super::{json_body, small_body};
 use crate::error::ApiError;
 use crate::params::Params;
 use crate::peer::CallerId;
@@ -120,12 +123,23 @@ pub async fn create(
     }]))
 }
 
-/// `GET /images/{name}/json`, where the name may hold `/` and `:`.
+/// `GET /images/{name}/json`, `/images/{name}/history`, `/images/{name}/get` and
+/// `/images/get?names=…`, where the name may hold `/` and `:`.
 pub async fn get_by_name(
     State(engine): State<Arc<Engine>>,
     CallerId(caller): CallerId,
     Path(rest): Path<String>,
+    params: Params,
 ) -> Result<Response, ApiError> {
+    if rest == "get" {
+        return save(engine, caller, params.all("names"), &params).await;
+    }
+    if let Some(name) = rest.strip_suffix("/get") {
+        return save(engine, caller, vec![name.to_string()], &params).await;
+    }
+    if let Some(name) = rest.strip_suffix("/history") {
+        return Ok(Json(engine.image_history(&caller, name)?).into_response());
+    }
     let Some(name) = rest.strip_suffix("/json") else {
         return Err(ApiError::not_found("page not found"));
     };
@@ -141,13 +155,82 @@ pub async fn get_by_name(
     Ok(Json(inspect).into_response())
 }
 
-/// `POST /images/{name}/tag?repo=&tag=`.
+/// `GET /images/{name}/get`, `GET /images/get?names=…`: a `docker save` archive
+/// (`format=oci` for the OCI layout, a berth extension).
+async fn save(
+    engine: Arc<Engine>,
+    caller: engine::Caller,
+    names: Vec<String>,
+    params: &Params,
+) -> Result<Response, ApiError> {
+    let format = params.get("format").unwrap_or("");
+    let format = SaveFormat::parse(format)
+        .ok_or_else(|| ApiError::bad_request(format!("unknown archive format {format:?}")))?;
+    if names.is_empty() {
+        return Err(ApiError::bad_request("no image names given"));
+    }
+    let rx = engine.save_images(&caller, &names, format).await?;
+    let mut resp = tar_body(rx).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/x-tar"),
+    );
+    Ok(resp)
+}
+
+/// `POST /images/prune?filters=`.
+async fn prune(
+    engine: Arc<Engine>,
+    caller: engine::Caller,
+    params: &Params,
+) -> Result<Response, ApiError> {
+    let filters = params.filters()?;
+    let report = tokio::task::spawn_blocking(move || engine.prune_images(&caller, &filters))
+        .await
+        .map_err(|e| ApiError::internal(format!("image prune failed: {e}")))??;
+    Ok(Json(report).into_response())
+}
+
+/// `POST /commit?container=&repo=&tag=&comment=&author=&pause=&changes=`, with an optional
+/// container config in the body.
+pub async fn commit(
+    State(engine): State<Arc<Engine>>,
+    CallerId(caller): CallerId,
+    params: Params,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let body = small_body(&headers, body).await?;
+    let trimmed: &[u8] = body.trim_ascii();
+    let config: Option<ContainerConfig> = if trimmed.is_empty() || trimmed == b"null" {
+        None
+    } else {
+        Some(json_body(&headers, &body)?)
+    };
+    let opts = CommitOptions {
+        repo: params.get("repo").map(str::to_string),
+        tag: params.get("tag").map(str::to_string),
+        comment: params.get("comment").unwrap_or("").to_string(),
+        author: params.get("author").unwrap_or("").to_string(),
+        pause: params.bool("pause", true)?,
+        changes: params.all("changes"),
+        config,
+    };
+    let container = params.get("container").unwrap_or("");
+    let id = engine.commit_container(&caller, container, opts).await?;
+    Ok((StatusCode::CREATED, Json(IdResponse { id })).into_response())
+}
+
+/// `POST /images/{name}/tag?repo=&tag=` and `POST /images/prune`.
 pub async fn post_by_name(
     State(engine): State<Arc<Engine>>,
     CallerId(caller): CallerId,
     Path(rest): Path<String>,
     params: Params,
 ) -> Result<Response, ApiError> {
+    if rest == "prune" {
+        return prune(engine, caller, &params).await;
+    }
     let Some(name) = rest.strip_suffix("/tag") else {
         return Err(ApiError::not_found("page not found"));
     };

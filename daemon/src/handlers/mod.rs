@@ -1,6 +1,7 @@
 //! Request handlers: parse, call the engine, shape the response. Nothing else.
 
 pub mod archive;
+pub mod build;
 pub mod containers;
 pub mod exec;
 pub mod images;

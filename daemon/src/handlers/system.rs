@@ -97,3 +97,25 @@ where
         |mut rx| async move { rx.recv().await.map(|c| (Ok(c), rx)) },
     )
 }
+
+/// `GET /system/df`.
+pub async fn df(
+    State(engine): State<Arc<Engine>>,
+    CallerId(caller): CallerId,
+) -> Result<Json<api_types::DiskUsage>, ApiError> {
+    Ok(Json(engine.disk_usage(&caller).await?))
+}
+
+/// `POST /build/prune?filters=&all=`.
+pub async fn build_prune(
+    State(engine): State<Arc<Engine>>,
+    CallerId(caller): CallerId,
+    params: Params,
+) -> Result<Json<api_types::BuildCachePruneResponse>, ApiError> {
+    let filters = params.filters()?;
+    params.bool("all", false)?;
+    let report = tokio::task::spawn_blocking(move || engine.prune_build_cache(&caller, &filters))
+        .await
+        .map_err(|e| ApiError::internal(format!("build cache prune failed: {e}")))??;
+    Ok(Json(report))
+}

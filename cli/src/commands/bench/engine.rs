@@ -268,6 +268,8 @@ impl Engine {
                 engine.program = docker_cli()?;
                 let d = private_berthd(&mut engine, "docker-cli-berthd")?;
                 engine.env.push(("DOCKER_HOST", d.host().into()));
+                // `build` through the classic builder's API, which berthd serves.
+                engine.env.push(("DOCKER_BUILDKIT", "0".into()));
                 engine
                     .env
                     .push(("DOCKER_CONFIG", setup.tmp.join("docker-config").into()));
@@ -302,6 +304,7 @@ impl Engine {
                     ),
                 };
                 engine.env.push(("DOCKER_HOST", host.clone().into()));
+                engine.env.push(("DOCKER_BUILDKIT", "0".into()));
                 engine.env_remove.push("DOCKER_CONTEXT");
                 engine.daemon = Daemon::External { pid };
                 engine.how = format!("{} → DOCKER_HOST={host}", engine.program.display());

@@ -92,10 +92,12 @@ pub enum ScenarioId {
     DaemonKill,
     /// 50 containers started at once, `ps` while they run, one `rm -f` of them all
     Fifty,
+    /// A 10-step Dockerfile rebuilt with a warm cache, and after a late COPY change
+    Build,
 }
 
 impl ScenarioId {
-    const ALL: [ScenarioId; 7] = [
+    const ALL: [ScenarioId; 8] = [
         ScenarioId::RunRm,
         ScenarioId::Exec,
         ScenarioId::Parallel,
@@ -103,6 +105,7 @@ impl ScenarioId {
         ScenarioId::Memory,
         ScenarioId::DaemonKill,
         ScenarioId::Fifty,
+        ScenarioId::Build,
     ];
 }
 
@@ -187,6 +190,7 @@ impl Plan {
                     self.fifty_rounds
                         * (scenarios::fifty::RUNNING + 2 + self.warmup + self.listing_runs)
                 }
+                ScenarioId::Build => 3 + self.warmup + 2 * self.exec_runs,
             })
             .sum::<usize>();
         // The floor's starts, with run-rm's.
@@ -459,6 +463,7 @@ fn run(args: BenchArgs, cancel: Cancel) -> Result<()> {
                 ScenarioId::Memory => scenarios::memory::run(&ctx, engines)?,
                 ScenarioId::DaemonKill => scenarios::daemon_kill::run(&ctx, engines)?,
                 ScenarioId::Fifty => scenarios::fifty::run(&ctx, engines)?,
+                ScenarioId::Build => scenarios::build::run(&ctx, engines)?,
             });
         }
         Ok(())

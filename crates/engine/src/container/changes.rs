@@ -27,7 +27,7 @@ use crate::engine::{Engine, EngineError};
 use crate::Caller;
 
 /// Paths that are mount points made for every container: not the container's changes.
-const INIT_PATHS: &[&str] = &[
+pub(crate) const INIT_PATHS: &[&str] = &[
     "/dev",
     "/proc",
     "/sys",

@@ -19,7 +19,7 @@
 //! Bounds: extension headers (long names, PAX records) over [`MAX_EXTENSION`] bytes are
 //! refused before they are read into memory ([`TarGuard`]); the archive may hold at most
 //! [`MAX_ENTRIES`] entries and no more data than the destination file system has free
-//! (keeping a twentieth of it, and of its inodes, in reserve).
+//! (keeping a twentieth of it, at most [`MAX_RESERVE`], and of its inodes, in reserve).
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -76,20 +76,38 @@ pub(crate) struct Budget {
     pub entries: u64,
 }
 
+/// The most a copy into a container leaves free for everything else on its file system (the
+/// engine's own records and logs must still be writable when a copy fills the disk).
+pub const MAX_RESERVE: u64 = 1 << 30;
+
 impl Budget {
-    /// The room left on the file system of `dir`, less a reserve of a twentieth.
+    /// The room left on the file system of `dir`, less a reserve of a twentieth (at most
+    /// [`MAX_RESERVE`]: on a large disk a twentieth can be more than a quota leaves free).
     pub fn of(dir: &impl AsFd) -> io::Result<Self> {
         let st = rfs::fstatvfs(dir)?;
         let unit = st.f_frsize.max(1);
-        let bytes = st
-            .f_bavail
-            .saturating_mul(unit)
-            .saturating_sub(st.f_blocks.saturating_mul(unit) / 20);
+        let reserve = (st.f_blocks.saturating_mul(unit) / 20).min(MAX_RESERVE);
+        let bytes = st.f_bavail.saturating_mul(unit).saturating_sub(reserve);
         // File systems without inode accounting (f_files 0) report no limit.
         let entries = if st.f_files == 0 {
             MAX_ENTRIES
         } else {
             st.f_favail.saturating_sub(st.f_files / 20).min(MAX_ENTRIES)
+        };
+        Ok(Self { bytes, entries })
+    }
+}
+
+impl Budget {
+    /// The room left on the file system of `dir`, all of it (for data the engine keeps in
+    /// its own storage, as `load` and a build context are: dockerd holds nothing back there).
+    pub fn all_of(dir: &impl AsFd) -> io::Result<Self> {
+        let st = rfs::fstatvfs(dir)?;
+        let bytes = st.f_bavail.saturating_mul(st.f_frsize.max(1));
+        let entries = if st.f_files == 0 {
+            MAX_ENTRIES
+        } else {
+            st.f_favail.min(MAX_ENTRIES)
         };
         Ok(Self { bytes, entries })
     }
@@ -127,6 +145,34 @@ pub fn extract_into_host_dir(
     )
     .map_err(|e| io_error(e.into()))?;
     let budget = Budget::of(&root).map_err(io_error)?;
+    extract_shown(
+        &root,
+        Vec::new(),
+        dir.display().to_string(),
+        reader,
+        opts,
+        budget,
+    )
+}
+
+/// [`extract_into_host_dir`] into the engine's own storage (a build context): bounded by
+/// the file system's free space without the reserve kept for uploads into containers.
+pub fn extract_into_engine_dir(
+    dir: &Path,
+    reader: &mut dyn Read,
+    opts: ExtractOptions,
+) -> Result<u64, ArchiveError> {
+    let io_error = |e: io::Error| ArchiveError::Io {
+        context: format!("cannot open {}", dir.display()),
+        source: e,
+    };
+    let root = rfs::open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| io_error(e.into()))?;
+    let budget = Budget::all_of(&root).map_err(io_error)?;
     extract_shown(
         &root,
         Vec::new(),

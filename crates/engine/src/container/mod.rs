@@ -2,7 +2,7 @@
 //! them (one file per verb, each an `impl Engine` block).
 
 mod archive;
-mod changes;
+pub(crate) mod changes;
 mod create;
 mod extract;
 mod fsroot;
@@ -22,7 +22,7 @@ mod start;
 mod stats;
 mod stop;
 mod store;
-mod tarwrite;
+pub(crate) mod tarwrite;
 mod top;
 mod update;
 mod wait;
@@ -44,7 +44,7 @@ use tokio::sync::watch;
 use crate::ErrorKind;
 
 pub use archive::{ArchiveError, CopyToOptions, TarStream};
-pub use extract::{extract_into_host_dir, ExtractOptions, Owners};
+pub use extract::{extract_into_engine_dir, extract_into_host_dir, ExtractOptions, Owners};
 pub use logs::{LogChunk, LogOptions, LogStream};
 pub(crate) use monitor::ExitNotice;
 pub use mounts::BindMount;

@@ -143,6 +143,14 @@ impl ScratchDir {
     pub(crate) fn keep(mut self) {
         self.keep = true;
     }
+
+    /// A stand-in that names nothing and removes nothing.
+    pub(crate) fn placeholder() -> Self {
+        Self {
+            path: PathBuf::new(),
+            keep: true,
+        }
+    }
 }
 
 impl Drop for ScratchDir {

@@ -25,6 +25,16 @@ const NOT_CHANGES: [&str; 8] = [
 
 /// Applies `changes` to `config` in order.
 pub(crate) fn apply(config: &mut ContainerConfig, changes: &[String]) -> Result<(), ImageError> {
+    apply_with(config, changes, &[])
+}
+
+/// [`apply`], with `extra` (`NAME=value`, a build's ARGs) also substituted where the
+/// config's own environment does not set the name; they do not become part of it.
+pub(crate) fn apply_with(
+    config: &mut ContainerConfig,
+    changes: &[String],
+    extra: &[String],
+) -> Result<(), ImageError> {
     let text = changes.join("\n");
     let mut cmd_set = false;
     for (line, instruction) in logical_lines(&text) {
@@ -34,7 +44,9 @@ pub(crate) fn apply(config: &mut ContainerConfig, changes: &[String]) -> Result<
             None => (instruction.as_str(), ""),
         };
         let keyword = keyword.to_ascii_uppercase();
-        let env = config.env.clone().unwrap_or_default();
+        let own_env = config.env.clone().unwrap_or_default();
+        let mut env = extra.to_vec();
+        env.extend(own_env.iter().cloned());
         match keyword.as_str() {
             "CMD" => {
                 config.cmd = Some(command(args, &keyword).map_err(fail)?);
@@ -48,8 +60,8 @@ pub(crate) fn apply(config: &mut ContainerConfig, changes: &[String]) -> Result<
                 }
             }
             "ENV" => {
-                let mut vars = env;
-                for (key, value) in pairs(args, &keyword, &vars).map_err(fail)? {
+                let mut vars = own_env;
+                for (key, value) in pairs(args, &keyword, &env).map_err(fail)? {
                     let prefix = format!("{key}=");
                     let entry = format!("{key}={value}");
                     match vars
@@ -195,7 +207,11 @@ fn json_array(args: &str) -> Option<Vec<String>> {
 }
 
 /// `ENV`/`LABEL` arguments: `k=v k2="v 2"`, or the legacy `k some value`.
-fn pairs(args: &str, keyword: &str, env: &[String]) -> Result<Vec<(String, String)>, String> {
+pub(crate) fn pairs(
+    args: &str,
+    keyword: &str,
+    env: &[String],
+) -> Result<Vec<(String, String)>, String> {
     let first = args.split_whitespace().next().unwrap_or("");
     if first.is_empty() {
         return Err(format!("{keyword} requires at least one argument"));
@@ -229,7 +245,7 @@ fn single_word(args: &str, keyword: &str, env: &[String]) -> Result<String, Stri
 
 /// Splits (when `split`) on unquoted whitespace, removes quotes and backslash escapes and
 /// substitutes `$VAR` / `${VAR}` from `env`, as dockerd's shell lexer does.
-fn words(s: &str, env: &[String], split: bool) -> Result<Vec<String>, String> {
+pub(crate) fn words(s: &str, env: &[String], split: bool) -> Result<Vec<String>, String> {
     let lookup = |name: &str| -> String {
         env.iter()
             .rev()
@@ -316,10 +332,78 @@ fn substitute(
 ) -> usize {
     let name_char = |c: char| c.is_ascii_alphanumeric() || c == '_';
     if chars.get(i + 1) == Some(&'{') {
-        if let Some(end) = chars[i + 2..].iter().position(|&c| c == '}') {
-            let name: String = chars[i + 2..i + 2 + end].iter().collect();
-            word.push_str(&lookup(&name));
-            return i + 2 + end + 1;
+        // The matching `}`, past nested `${…}` in a modifier's word.
+        let mut depth = 0usize;
+        let mut end = None;
+        let mut j = i + 2;
+        while j < chars.len() {
+            match chars[j] {
+                '{' if chars.get(j.wrapping_sub(1)) == Some(&'$') => depth += 1,
+                '}' if depth == 0 => {
+                    end = Some(j);
+                    break;
+                }
+                '}' => depth -= 1,
+                _ => {}
+            }
+            j += 1;
+        }
+        if let Some(end) = end {
+            let inner: String = chars[i + 2..end].iter().collect();
+            let name_len = inner.chars().take_while(|&c| name_char(c)).count();
+            let (name, modifier) = inner.split_at(name_len);
+            let value = lookup(name);
+            let set = !value.is_empty();
+            // dockerd's shell lexer: `:-`/`-` default, `:+`/`+` alternative (set meaning
+            // set and not empty; berth does not tell unset from empty).
+            let expand = |w: &str| -> String {
+                let wc: Vec<char> = w.chars().collect();
+                let mut out = String::new();
+                let mut k = 0;
+                while k < wc.len() {
+                    if wc[k] == '$' {
+                        k = substitute(&wc, k, &mut out, lookup);
+                    } else {
+                        out.push(wc[k]);
+                        k += 1;
+                    }
+                }
+                out
+            };
+            let shown = match modifier {
+                "" => value,
+                m if m.starts_with(":-") => {
+                    if set {
+                        value
+                    } else {
+                        expand(&m[2..])
+                    }
+                }
+                m if m.starts_with(":+") => {
+                    if set {
+                        expand(&m[2..])
+                    } else {
+                        String::new()
+                    }
+                }
+                m if m.starts_with('-') => {
+                    if set {
+                        value
+                    } else {
+                        expand(&m[1..])
+                    }
+                }
+                m if m.starts_with('+') => {
+                    if set {
+                        expand(&m[1..])
+                    } else {
+                        String::new()
+                    }
+                }
+                _ => value,
+            };
+            word.push_str(&shown);
+            return end + 1;
         }
     }
     let len = chars[i + 1..].iter().take_while(|&&c| name_char(c)).count();
@@ -412,7 +496,7 @@ fn healthcheck(args: &str) -> Result<serde_json::Value, String> {
 }
 
 /// Go's `time.ParseDuration` for the units a health check uses: `1m30s`, `1.5s`, `500ms`.
-fn go_duration(s: &str) -> Option<i64> {
+pub(crate) fn go_duration(s: &str) -> Option<i64> {
     if s == "0" {
         return Some(0);
     }
@@ -621,6 +705,20 @@ mod tests {
         assert!(msg(&["ENV A=\"open"]).contains("matching double-quote"));
         assert!(msg(&["ONBUILD ONBUILD RUN x"]).contains("Chaining ONBUILD"));
         assert!(msg(&["VOLUME [\"\"]"]).contains("can not be an empty string"));
+    }
+
+    #[test]
+    fn substitution_modifiers_as_docker() {
+        let env = vec!["SET=yes".to_string(), "EMPTY=".to_string()];
+        let w = |s: &str| words(s, &env, false).unwrap().join("");
+        assert_eq!(w("${SET:-no}"), "yes");
+        assert_eq!(w("${UNSET:-no}"), "no");
+        assert_eq!(w("${EMPTY:-d}"), "d");
+        assert_eq!(w("${SET:+alt}"), "alt");
+        assert_eq!(w("${UNSET:+alt}"), "");
+        assert_eq!(w("${UNSET:-${SET}}"), "yes");
+        assert_eq!(w("a${SET}b"), "ayesb");
+        assert_eq!(w("'$SET'"), "$SET");
     }
 
     #[test]

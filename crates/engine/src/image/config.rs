@@ -73,6 +73,8 @@ pub(crate) struct History {
     pub comment: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub empty_layer: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
 }
 
 impl ImageConfig {

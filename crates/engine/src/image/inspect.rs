@@ -16,6 +16,16 @@ impl ImageStore {
         Ok(self.layers_of(id, &config)?.iter().map(|l| l.size).sum())
     }
 
+    /// Each layer of image `id` with its size, bottom first.
+    pub fn layer_sizes(&self, id: &str) -> Result<Vec<(String, i64)>, ImageError> {
+        let config = self.read_config(id)?;
+        Ok(self
+            .layers_of(id, &config)?
+            .into_iter()
+            .map(|l| (l.diff_id, l.size))
+            .collect())
+    }
+
     /// The image `name` (tag, ID or ID prefix) as `GET /images/{name}/json` shows it.
     pub fn inspect(&self, name: &str) -> Result<ImageInspect, ImageError> {
         let id = self.lookup(name)?;
@@ -31,6 +41,7 @@ impl ImageStore {
             (tags, index.last_tag_time.get(&id).cloned())
         };
         let size: i64 = layers.iter().map(|l| l.size).sum();
+        let parent = self.meta(&id).parent.unwrap_or_default();
         let mut data = BTreeMap::new();
         if !layers.is_empty() {
             // The image's `lowerdir=`: every layer, topmost first.
@@ -45,7 +56,7 @@ impl ImageStore {
             id,
             repo_tags,
             repo_digests: Vec::new(),
-            parent: String::new(),
+            parent,
             comment: config.comment.clone(),
             created: config.created_string(),
             container: config.container.clone(),

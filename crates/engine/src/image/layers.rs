@@ -4,6 +4,7 @@
 //! ```text
 //! layers/<short>/diff/        the unpacked layer, an overlayfs lowerdir
 //! layers/<short>/layer.json   {"diff_id": "sha256:…", "size": N}
+//! layers/<short>/tar-split.gz  how the layer's tar was laid out (see `tarsplit`)
 //! ```
 //!
 //! `<short>` is the first 12 hex digits of the diff ID, longer only if another layer already
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::blob::{decompressed, sha256_hex, DigestReader, ScratchDir};
 use super::error::ImageError;
+use super::tarsplit::{SplitLayout, SplitRecorder, SPLIT_FILE};
 use super::unpack::unpack_layer;
 use crate::fsutil::{read_json, write_json_atomic};
 
@@ -40,6 +42,21 @@ impl Layer {
     /// The unpacked content, to be stacked as an overlay lowerdir.
     pub(crate) fn diff_dir(&self) -> PathBuf {
         self.path.join("diff")
+    }
+
+    /// The layer's tar stream as it came (`save`, push), whose sha256 is its diff ID.
+    pub(crate) fn layout(&self) -> Result<SplitLayout, ImageError> {
+        let layout = SplitLayout::of(&self.path);
+        if !layout.exists() {
+            return Err(ImageError::Corrupt {
+                path: self.path.clone(),
+                reason: format!(
+                    "layer {} was stored without its tar layout; remove the image and load it again",
+                    self.diff_id
+                ),
+            });
+        }
+        Ok(layout)
     }
 }
 
@@ -105,11 +122,18 @@ impl LayerStore {
         std::fs::create_dir(&diff)
             .map_err(|e| ImageError::io(format!("cannot create {}", diff.display()), e))?;
 
-        let mut tar = DigestReader::new(decompressed(blob)?);
+        let split_path = work.path().join(SPLIT_FILE);
+        let split = std::fs::File::create(&split_path)
+            .map_err(|e| ImageError::io(format!("cannot create {}", split_path.display()), e))?;
+        let mut recorder = SplitRecorder::new(decompressed(blob)?, split);
+        let mut tar = DigestReader::new(&mut recorder);
         let stats = unpack_layer(&mut tar, &diff)?;
         let diff_id = tar
             .finish()
             .map_err(|e| ImageError::archive(format!("cannot read the layer: {e}")))?;
+        recorder
+            .finish()
+            .map_err(|e| ImageError::archive(format!("cannot record the layer's layout: {e}")))?;
         if let Some(expected) = expected {
             if diff_id != expected {
                 return Err(ImageError::LayerDigest {

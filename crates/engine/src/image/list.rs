@@ -15,9 +15,10 @@ const FILTERS: [&str; 5] = ["before", "dangling", "label", "reference", "since"]
 impl ImageStore {
     /// The images as `GET /images/json` lists them, newest first. Filters: `reference`
     /// (a glob on the familiar name, with or without tag), `dangling=true|false`, `label=k`
-    /// or `label=k=v` (all must match), `before`/`since` (an image name). `all` changes
-    /// nothing: berth images have no intermediate parents to hide.
-    pub fn list(&self, _all: bool, filters: &Filters) -> Result<Vec<ImageSummary>, ImageError> {
+    /// or `label=k=v` (all must match), `before`/`since` (an image name). Without `all`,
+    /// untagged images other images were made from (build steps) are hidden, as dockerd
+    /// hides them.
+    pub fn list(&self, all: bool, filters: &Filters) -> Result<Vec<ImageSummary>, ImageError> {
         if let Some(unknown) = filters.0.keys().find(|k| !FILTERS.contains(&k.as_str())) {
             return Err(ImageError::InvalidFilter {
                 filter: unknown.clone(),
@@ -54,6 +55,8 @@ impl ImageStore {
         let labels = filters.get("label");
 
         let index = self.lock_index()?.clone();
+        let meta = self.all_meta();
+        let has_children = |id: &str| meta.values().any(|m| m.parent.as_deref() == Some(id));
         let mut images = Vec::new();
         for id in self.image_ids()? {
             let Some(config) = self.try_read_config(&id)? else {
@@ -82,6 +85,9 @@ impl ImageStore {
                 if dangling == Some(false) || !patterns.is_empty() {
                     continue;
                 }
+                if !all && index.references_of(&id).is_empty() && has_children(&id) {
+                    continue;
+                }
                 (
                     vec!["<none>:<none>".to_string()],
                     Some(vec!["<none>@<none>".to_string()]),
@@ -98,12 +104,16 @@ impl ImageStore {
                 .iter()
                 .map(|d| Ok(self.layers.get(d)?.map_or(0, |l| l.size)))
                 .sum::<Result<i64, ImageError>>()?;
+            let parent_id = meta
+                .get(&id)
+                .and_then(|m| m.parent.clone())
+                .unwrap_or_default();
             images.push(ImageSummary {
                 containers: -1,
                 created: config.created_unix(),
                 id,
                 labels: image_labels,
-                parent_id: String::new(),
+                parent_id,
                 repo_digests,
                 repo_tags: Some(repo_tags),
                 shared_size: -1,

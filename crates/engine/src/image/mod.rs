@@ -29,18 +29,25 @@ mod blob;
 #[cfg(test)]
 mod busybox_tests;
 mod changes;
+mod commit;
 mod config;
 mod error;
+mod history;
 mod import;
 mod inspect;
 mod layers;
 mod list;
 mod load;
+mod meta;
+mod prune;
 pub mod reference;
 mod remove;
+mod save;
 mod tag;
 mod tag_index;
+mod tarsplit;
 pub mod unpack;
+mod upper_tar;
 
 use std::collections::HashSet;
 use std::io;
@@ -48,8 +55,17 @@ use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+pub(crate) use blob::{decompressed, ScratchDir};
+pub(crate) use changes::{
+    apply as apply_changes, apply_with as apply_changes_with, words as change_words,
+};
+pub use commit::{ChildImage, BERTH_DOCKER_VERSION, EMPTY_TAR_DIGEST};
+pub(crate) use config::host_architecture as host_arch;
 pub use error::ImageError;
+pub use meta::ImageMeta;
+pub use prune::{parse_until, CacheEntry};
 pub use reference::{Reference, ReferenceError};
+pub use save::{SaveFormat, SaveItem};
 pub use unpack::{unpack_layer, UnpackError, UnpackStats};
 
 use blob::{sha256_digest, sha256_hex};
@@ -419,10 +435,22 @@ impl ImageStore {
 
     fn empty_tmp(&self) -> Result<(), ImageError> {
         let tmp = self.tmp_dir();
+        // A build that died leaves its overlays mounted in scratch space: unmount them
+        // first, and leave what cannot be unmounted, so nothing walks across a mount point.
+        let mut stuck = Vec::new();
+        for target in crate::rootfs::mounts_under(&tmp) {
+            if let Err(e) = crate::rootfs::unmount(&target) {
+                tracing::warn!(target = %target.display(), error = %e, "cannot unmount leftover build scratch");
+                stuck.push(target);
+            }
+        }
         let entries = std::fs::read_dir(&tmp)
             .map_err(|e| ImageError::io(format!("cannot list {}", tmp.display()), e))?;
         for entry in entries.flatten() {
             let path = entry.path();
+            if stuck.iter().any(|m| m.starts_with(&path)) {
+                continue;
+            }
             let r = match entry.file_type() {
                 Ok(t) if t.is_dir() => crate::fsutil::remove_tree(&path),
                 _ => std::fs::remove_file(&path),
@@ -470,6 +498,7 @@ impl ImageStore {
                 *index = next;
             }
         }
+        self.reconcile_meta();
         let Some(used) = self.layers_in_use() else {
             return Ok(());
         };

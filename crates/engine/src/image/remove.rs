@@ -27,10 +27,25 @@ impl ImageStore {
         force: bool,
         users: &dyn Fn(&str) -> Vec<(String, bool)>,
     ) -> Result<Vec<ImageDeleteItem>, ImageError> {
+        self.remove_with(name, force, true, users)
+    }
+
+    /// [`ImageStore::remove`], and with `prune` (dockerd's default, `noprune=0`) the untagged
+    /// parents (from `commit` and build steps) that nothing else needs go as well. An image
+    /// other images were made from is never deleted: by ID that is refused, by its last tag
+    /// only the tag goes.
+    pub fn remove_with(
+        &self,
+        name: &str,
+        force: bool,
+        prune: bool,
+        users: &dyn Fn(&str) -> Vec<(String, bool)>,
+    ) -> Result<Vec<ImageDeleteItem>, ImageError> {
         let _gc = self.gc_exclusive()?;
         let id = self.lookup(name)?;
         let image = short_id(&id).to_string();
-        let users = users(&id);
+        let users_of = users;
+        let users = users_of(&id);
         let running = users
             .iter()
             .find(|(_, running)| *running)
@@ -45,6 +60,7 @@ impl ImageStore {
             reason: format!("image is being used by running container {container}"),
         };
 
+        let has_children = !self.children_of(&id).is_empty();
         let mut index = self.lock_index()?;
         let references = index.references_of(&id);
         let mut next = index.clone();
@@ -75,11 +91,18 @@ impl ImageStore {
                 true
             } else {
                 untag(&mut next, &mut records, &reference);
-                false
+                has_children
             }
         } else {
             if let Some(container) = running {
                 return Err(running_conflict(container));
+            }
+            if has_children {
+                return Err(ImageError::DeleteConflict {
+                    image,
+                    hard: true,
+                    reason: "image has dependent child images".into(),
+                });
             }
             if references.len() > 1 && !force {
                 return Err(ImageError::DeleteConflict {
@@ -110,19 +133,54 @@ impl ImageStore {
             return Ok(records);
         }
 
-        let config = self.read_config(&id)?;
-        next.forget(&id);
         next.save(&self.index_path())?;
         *index = next;
-        let path = self.config_path(&id);
-        std::fs::remove_file(&path)
-            .map_err(|e| ImageError::io(format!("cannot remove {}", path.display()), e))?;
         drop(index);
-        records.push(ImageDeleteItem::Deleted(id.clone()));
+        let mut parent = self.meta(&id).parent;
+        self.delete_unused(&id, &mut records)?;
+        if prune {
+            while let Some(p) = parent.take() {
+                let unused = self.config_path(&p).exists()
+                    && self.lock_index()?.references_of(&p).is_empty()
+                    && self.children_of(&p).is_empty()
+                    && users_of(&p).is_empty();
+                if !unused {
+                    break;
+                }
+                parent = self.meta(&p).parent;
+                self.delete_unused(&p, &mut records)?;
+            }
+        }
+        Ok(records)
+    }
+
+    /// Deletes an image nothing names or uses any more: its config, its facts and every
+    /// layer no other image lists (recorded as `Deleted`: the image ID, then the chain IDs
+    /// of the deleted layers, top first). The gc lock must be held exclusively.
+    pub(crate) fn delete_unused(
+        &self,
+        id: &str,
+        records: &mut Vec<ImageDeleteItem>,
+    ) -> Result<(), ImageError> {
+        let config = self.read_config(id)?;
+        {
+            let mut index = self.lock_index()?;
+            let mut next = index.clone();
+            next.forget(id);
+            if next != *index {
+                next.save(&self.index_path())?;
+                *index = next;
+            }
+            let path = self.config_path(id);
+            std::fs::remove_file(&path)
+                .map_err(|e| ImageError::io(format!("cannot remove {}", path.display()), e))?;
+        }
+        records.push(ImageDeleteItem::Deleted(id.to_string()));
+        self.remove_meta(id);
 
         // The image is gone; a layer that cannot be deleted now is collected at the next open.
         let Some(mut in_use) = self.layers_in_use() else {
-            return Ok(records);
+            return Ok(());
         };
         let chain = chain_ids(&config.rootfs.diff_ids);
         for (diff_id, chain_id) in config.rootfs.diff_ids.iter().zip(chain).rev() {
@@ -138,7 +196,7 @@ impl ImageStore {
                 Err(e) => tracing::warn!(layer = %diff_id, error = %e, "cannot find layer"),
             }
         }
-        Ok(records)
+        Ok(())
     }
 }
 

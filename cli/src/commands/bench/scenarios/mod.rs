@@ -3,6 +3,7 @@
 //! every engine alike), and returns rows of the table. An engine that fails in a scenario
 //! gets the reason in its cells and goes on to the next scenario.
 
+pub mod build;
 pub mod daemon_kill;
 pub mod exec;
 pub mod fifty;
