@@ -36,7 +36,7 @@ use tokio_util::io::{ReaderStream, StreamReader};
 use super::{
     AttachOptions, AttachStream, Backend, BackendError, ByteReader, ContainerListOptions, CopyFrom,
     CopyToOptions, ErrorKind, EventStream, EventsOptions, ImageListOptions, ImportOptions,
-    ImportSource, Inspected, LogsOptions, PingInfo, ProgressStream, RemoveOptions, Result,
+    ImportSource, Inspected, LogsRequest, PingInfo, ProgressStream, RemoveOptions, Result,
     StatsStream, WaitCondition, WaitHandle,
 };
 
@@ -171,12 +171,14 @@ fn version_less(a: &str, b: &str) -> bool {
     parse(a) < parse(b)
 }
 
+/// The engine's kind of refusal an error status stands for (berthd's `status_of`, read back).
 fn status_kind(status: StatusCode) -> ErrorKind {
     match status.as_u16() {
         404 => ErrorKind::NotFound,
         409 => ErrorKind::Conflict,
-        400 => ErrorKind::InvalidParameter,
-        _ => ErrorKind::Other,
+        400 => ErrorKind::InvalidArgument,
+        304 => ErrorKind::NotModified,
+        _ => ErrorKind::Internal,
     }
 }
 
@@ -695,6 +697,7 @@ impl Backend for HttpBackend {
 
     async fn attach_container(&self, id: &str, opts: AttachOptions) -> Result<AttachStream> {
         let query = Query::new()
+            .opt("detachKeys", opts.detach_keys.filter(|k| !k.is_empty()))
             .flag("stderr", opts.stderr)
             .flag("stdin", opts.stdin)
             .flag("stdout", opts.stdout)
@@ -711,7 +714,7 @@ impl Backend for HttpBackend {
             .await
     }
 
-    async fn container_logs(&self, id: &str, opts: &LogsOptions) -> Result<ByteReader> {
+    async fn container_logs(&self, id: &str, opts: &LogsRequest) -> Result<ByteReader> {
         let query = Query::new()
             .flag("details", opts.details)
             .flag("follow", opts.follow)

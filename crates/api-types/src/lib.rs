@@ -10,6 +10,7 @@
 
 pub mod container;
 pub mod detach;
+pub mod duration;
 pub mod exec;
 pub mod filters;
 pub mod image;

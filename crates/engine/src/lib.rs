@@ -21,6 +21,7 @@ pub mod rootfs;
 pub mod spec;
 pub mod system;
 pub(crate) mod tarfs;
+pub mod timestamp;
 
 pub use caller::Caller;
 pub use config::EngineConfig;

@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use engine::image::ImportOptions;
+use engine::image::{check_import_source, ImportOptions, LoadedImage};
 use engine::Engine;
 
 use super::upload::upload;
@@ -43,32 +43,10 @@ pub async fn load(
     body: Body,
 ) -> Result<Response, ApiError> {
     params.bool("quiet", false)?;
-    let (mut reader, drain) = upload(body);
-    let loaded = {
-        let engine = engine.clone();
-        tokio::task::spawn_blocking(move || engine.load_images(&caller, &mut reader))
-            .await
-            .map_err(|e| ApiError::internal(format!("image load failed: {e}")))
-    };
+    let (reader, drain) = upload(body);
+    let loaded = engine.load_images(&caller, reader).await;
     drain.finish().await;
-    let loaded = loaded??;
-    let msgs: Vec<ProgressMessage> = loaded
-        .iter()
-        .flat_map(|img| {
-            if img.tags.is_empty() {
-                vec![format!("Loaded image ID: {}\n", img.id)]
-            } else {
-                img.tags
-                    .iter()
-                    .map(|t| format!("Loaded image: {t}\n"))
-                    .collect()
-            }
-        })
-        .map(|s| ProgressMessage {
-            stream: Some(s),
-            ..Default::default()
-        })
-        .collect();
+    let msgs: Vec<ProgressMessage> = loaded?.iter().flat_map(LoadedImage::progress).collect();
     Ok(progress_lines(&msgs))
 }
 
@@ -92,11 +70,7 @@ pub async fn create(
     let Some(src) = params.get("fromSrc") else {
         return Err(ApiError::bad_request("fromImage or fromSrc is required"));
     };
-    if src != "-" {
-        return Err(ApiError::bad_request(format!(
-            "importing from a URL ({src}) is not supported: send the tarball in the body with fromSrc=-"
-        )));
-    }
+    check_import_source(src)?;
     let repo_tag = params.get("repo").filter(|r| !r.is_empty()).map(|repo| {
         match params.get("tag").filter(|t| !t.is_empty()) {
             Some(tag) => format!("{repo}:{tag}"),
@@ -108,12 +82,10 @@ pub async fn create(
         changes: params.all("changes"),
         message: params.get("message").unwrap_or("").to_string(),
     };
-    let (mut reader, drain) = upload(body);
-    let id = tokio::task::spawn_blocking(move || engine.import_image(&caller, &mut reader, &opts))
-        .await
-        .map_err(|e| ApiError::internal(format!("image import failed: {e}")));
+    let (reader, drain) = upload(body);
+    let id = engine.import_image(&caller, reader, opts).await;
     drain.finish().await;
-    let id = id??;
+    let id = id?;
     Ok(progress_lines(&[ProgressMessage {
         status: Some(id),
         ..Default::default()
@@ -129,16 +101,7 @@ pub async fn get_by_name(
     let Some(name) = rest.strip_suffix("/json") else {
         return Err(ApiError::not_found("page not found"));
     };
-    let inspect = engine.inspect_image(&caller, name).map_err(|e| {
-        let not_found = e.kind() == engine::ErrorKind::NotFound;
-        let api = ApiError::from(e);
-        if not_found {
-            api.map_message(|m| format!("no such image: {name}: {m}"))
-        } else {
-            api
-        }
-    })?;
-    Ok(Json(inspect).into_response())
+    Ok(Json(engine.inspect_image(&caller, name)?).into_response())
 }
 
 /// `POST /images/{name}/tag?repo=&tag=`.
@@ -151,10 +114,7 @@ pub async fn post_by_name(
     let Some(name) = rest.strip_suffix("/tag") else {
         return Err(ApiError::not_found("page not found"));
     };
-    let repo = params
-        .get("repo")
-        .filter(|r| !r.is_empty())
-        .ok_or_else(|| ApiError::bad_request("repository name must have at least one component"))?;
+    let repo = params.get("repo").unwrap_or("");
     engine.tag_image(&caller, name, repo, params.get("tag"))?;
     Ok(axum::http::StatusCode::CREATED.into_response())
 }

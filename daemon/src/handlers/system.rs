@@ -9,6 +9,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use engine::events::Event;
+use engine::timestamp::parse_nanos;
 use engine::Engine;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -60,8 +61,8 @@ pub async fn events(
     CallerId(_caller): CallerId,
     params: Params,
 ) -> Result<Response, ApiError> {
-    let since = params.time_nanos("since")?;
-    let until = params.time_nanos("until")?;
+    let since = parse_nanos("since", params.get("since"))?;
+    let until = parse_nanos("until", params.get("until"))?;
     let filters = params.filters()?;
     let (past, mut rx) = engine.events().subscribe(since);
     let stream = async_stream(move |tx| async move {

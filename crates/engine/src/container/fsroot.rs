@@ -144,7 +144,7 @@ impl MountLease {
         let running = recorded_running || has_pids();
         if !running {
             if let Err(e) = overlay.unmount() {
-                tracing::warn!(id = %container.id, error = %e, "cannot unmount a stopped container's root after a copy");
+                tracing::warn!(id = %container.id, error = %crate::error::Chain(&e), "cannot unmount a stopped container's root after a copy");
             }
         }
     }

@@ -76,12 +76,31 @@ pub enum ImageError {
     #[error("Invalid filter '{filter}'")]
     InvalidFilter { filter: String },
 
+    /// `GET /images/{name}/json` for an image that is not there: dockerd names the request
+    /// and then the store's "No such image".
+    #[error("no such image: {name}")]
+    InspectNotFound {
+        name: String,
+        #[source]
+        source: Box<ImageError>,
+    },
+
+    /// `tag` without a repository.
+    #[error("repository name must have at least one component")]
+    EmptyRepository,
+
+    /// `import` of a URL: berth imports only what the client sends.
+    #[error(
+        "importing from a URL ({url}) is not supported: import a file, or - for standard input"
+    )]
+    ImportFromUrl { url: String },
+
     /// Store data on disk that does not parse.
     #[error("image store data in {path:?} is corrupt: {reason}")]
     Corrupt { path: PathBuf, reason: String },
 
     /// A file-system operation of the store failed.
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Io {
         context: String,
         #[source]
@@ -109,7 +128,10 @@ impl ImageError {
             | Self::LayerDigest { .. }
             | Self::UnsupportedCompression { .. }
             | Self::Change { .. }
-            | Self::InvalidFilter { .. } => ErrorKind::InvalidArgument,
+            | Self::InvalidFilter { .. }
+            | Self::EmptyRepository
+            | Self::ImportFromUrl { .. } => ErrorKind::InvalidArgument,
+            Self::InspectNotFound { source, .. } => source.kind(),
             Self::DeleteConflict { .. } | Self::ReferenceInUse { .. } => ErrorKind::Conflict,
             Self::Unpack { source } => source.kind(),
             Self::Corrupt { .. } | Self::Io { .. } => ErrorKind::Internal,
