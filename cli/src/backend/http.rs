@@ -15,6 +15,7 @@ use api_types::{
     ContainersPruneResponse, ErrorResponse, EventMessage, ImageDeleteItem, ImageInspect,
     ImageSummary, Info, ProgressMessage, Version, WaitResponse, PATH_STAT_HEADER,
 };
+use base64::prelude::{Engine as _, BASE64_STANDARD};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt, TryStreamExt};
 use http_body_util::combinators::UnsyncBoxBody;
@@ -1102,46 +1103,15 @@ fn path_stat(resp: &Response<Incoming>) -> Result<ContainerPathStat> {
         .get(PATH_STAT_HEADER)
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| bad("it is missing".into()))?;
-    let json = base64_decode(value).ok_or_else(|| bad("it is not base64".into()))?;
+    let json = BASE64_STANDARD
+        .decode(value)
+        .map_err(|e| bad(format!("it is not base64: {e}")))?;
     serde_json::from_slice(&json).map_err(|e| bad(e.to_string()))
-}
-
-/// Standard base64, with or without padding.
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len() / 4 * 3);
-    let mut acc = 0u32;
-    let mut bits = 0;
-    for c in s.bytes().filter(|&c| c != b'=') {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn path_stats_decode_from_base64() {
-        assert_eq!(base64_decode("Zm9vYmFy").unwrap(), b"foobar");
-        assert_eq!(base64_decode("Zm8=").unwrap(), b"fo");
-        assert_eq!(base64_decode("Zg").unwrap(), b"f");
-        assert!(base64_decode("a!").is_none());
-    }
 
     #[test]
     fn queries_encode_like_go_url_values() {
