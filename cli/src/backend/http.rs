@@ -43,10 +43,6 @@ use super::{
 
 /// The daemon address used when neither `-H` nor `BERTH_HOST` says otherwise.
 pub const DEFAULT_HOST: &str = "unix:///run/berth/berth.sock";
-/// The newest API version this client speaks.
-pub const CLIENT_API_VERSION: &str = "1.41";
-/// What docker assumes when a ping does not name a version.
-const FALLBACK_API_VERSION: &str = "1.24";
 const USER_AGENT_VALUE: &str = concat!("Berth-Client/", env!("CARGO_PKG_VERSION"), " (linux)");
 
 type Body = UnsyncBoxBody<Bytes, io::Error>;
@@ -166,12 +162,6 @@ fn stream_body(reader: ByteReader) -> Body {
     BodyExt::boxed_unsync(StreamBody::new(frames))
 }
 
-/// Orders dotted API versions numerically (`1.9` < `1.41`).
-fn version_less(a: &str, b: &str) -> bool {
-    let parse = |v: &str| -> Vec<u64> { v.split('.').map(|p| p.parse().unwrap_or(0)).collect() };
-    parse(a) < parse(b)
-}
-
 /// The engine's kind of refusal an error status stands for (berthd's `status_of`, read back).
 fn status_kind(status: StatusCode) -> ErrorKind {
     match status.as_u16() {
@@ -277,15 +267,8 @@ impl HttpBackend {
                         .and_then(|v| v.to_str().ok())
                         .map(str::to_string)
                 };
-                let server =
-                    header("Api-Version").unwrap_or_else(|| FALLBACK_API_VERSION.to_string());
-                let api_version = if version_less(&server, CLIENT_API_VERSION) {
-                    server
-                } else {
-                    CLIENT_API_VERSION.to_string()
-                };
                 let info = PingInfo {
-                    api_version,
+                    api_version: api_types::version::negotiate(header("Api-Version").as_deref()),
                     os_type: header("Ostype").unwrap_or_default(),
                     experimental: header("Docker-Experimental").as_deref() == Some("true"),
                 };
@@ -1129,14 +1112,6 @@ mod tests {
             "localhost:5999/ck-build:v1"
         );
         assert_eq!(path_escape("a b?"), "a%20b%3F");
-    }
-
-    #[test]
-    fn versions_compare_numerically() {
-        assert!(version_less("1.24", "1.41"));
-        assert!(!version_less("1.41", "1.41"));
-        assert!(!version_less("1.50", "1.41"));
-        assert!(version_less("1.9", "1.10"));
     }
 
     #[test]

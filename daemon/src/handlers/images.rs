@@ -92,30 +92,24 @@ pub async fn create(
     }]))
 }
 
-/// `GET /images/{name}/json`, where the name may hold `/` and `:`.
-pub async fn get_by_name(
+/// `GET /images/{name}/json` (the router has the name in one segment, `/` and all).
+pub async fn inspect(
     State(engine): State<Arc<Engine>>,
     CallerId(caller): CallerId,
-    Path(rest): Path<String>,
+    Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let Some(name) = rest.strip_suffix("/json") else {
-        return Err(ApiError::not_found("page not found"));
-    };
-    Ok(Json(engine.inspect_image(&caller, name)?).into_response())
+    Ok(Json(engine.inspect_image(&caller, &name)?).into_response())
 }
 
 /// `POST /images/{name}/tag?repo=&tag=`.
-pub async fn post_by_name(
+pub async fn tag(
     State(engine): State<Arc<Engine>>,
     CallerId(caller): CallerId,
-    Path(rest): Path<String>,
+    Path(name): Path<String>,
     params: Params,
 ) -> Result<Response, ApiError> {
-    let Some(name) = rest.strip_suffix("/tag") else {
-        return Err(ApiError::not_found("page not found"));
-    };
     let repo = params.get("repo").unwrap_or("");
-    engine.tag_image(&caller, name, repo, params.get("tag"))?;
+    engine.tag_image(&caller, &name, repo, params.get("tag"))?;
     Ok(axum::http::StatusCode::CREATED.into_response())
 }
 
