@@ -20,7 +20,7 @@ use api_types::{
     ImageDeleteItem, ImageInspect, ImageSummary, Info, ProgressMessage, Version,
 };
 use bytes::Bytes;
-use engine::container::{ListOptions, LogChunk};
+use engine::container::LogChunk;
 use engine::image::{ImageError, LoadedImage};
 use engine::timestamp::parse_nanos;
 use engine::{Caller, Engine, EngineConfig, EngineError, ErrorKind};
@@ -161,14 +161,8 @@ impl Backend for EngineBackend {
     }
 
     async fn list_containers(&self, opts: &ContainerListOptions) -> Result<Vec<ContainerSummary>> {
-        let opts = ListOptions {
-            all: opts.all,
-            limit: opts.limit.filter(|&n| n > 0).map(|n| n as usize),
-            filters: opts.filters.clone(),
-            size: opts.size,
-        };
         self.engine
-            .list_containers(&self.caller, &opts)
+            .list_containers(&self.caller, opts)
             .await
             .map_err(refused)
     }

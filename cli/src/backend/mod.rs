@@ -23,7 +23,9 @@ use bytes::Bytes;
 use futures_util::Stream;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-pub use ::engine::container::{AttachOptions, CopyToOptions, LogsRequest, WaitCondition};
+pub use ::engine::container::{
+    AttachOptions, CopyToOptions, ListOptions as ContainerListOptions, LogsRequest, WaitCondition,
+};
 pub use ::engine::ErrorKind;
 
 /// An incoming byte stream (logs, the output side of an attach, an upload body).
@@ -123,15 +125,6 @@ pub struct Inspected<T> {
 pub struct AttachStream {
     pub output: ByteReader,
     pub input: ByteWriter,
-}
-
-/// Options of a container listing.
-#[derive(Debug, Clone, Default)]
-pub struct ContainerListOptions {
-    pub all: bool,
-    pub limit: Option<i64>,
-    pub size: bool,
-    pub filters: Filters,
 }
 
 /// Options of a container removal.
