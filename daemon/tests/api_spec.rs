@@ -215,6 +215,16 @@ async fn early_answers_wait_for_the_whole_request_body() {
         // A method the path does not take.
         ("PUT", "/v1.41/containers/json", 405),
     ];
+    // A body announced larger than berthd would ever read is not read at all.
+    let (body, read) = counted_body(1);
+    let req = Request::builder()
+        .method("POST")
+        .uri("/v1.41/swarm/init")
+        .header("content-length", "2147483648")
+        .body(body)
+        .unwrap();
+    let (status, _) = send(&app, req).await;
+    assert_eq!((status, read.load(Ordering::SeqCst)), (404, 0));
     for (method, uri, status) in cases {
         let chunks = 128; // 8 MiB
         let (body, read) = counted_body(chunks);

@@ -82,7 +82,14 @@ async fn discard(mut stream: axum::body::BodyDataStream) {
 /// hijacked stream) is left to it.
 pub async fn read_body_first(req: Request, next: Next) -> Response {
     let (parts, body) = req.into_parts();
-    if body.is_end_stream() {
+    // A body announced larger than the limit would not be read whole anyway: its answer
+    // goes out at once.
+    let too_large = parts
+        .headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+        .is_some_and(|n| n > DRAIN_LIMIT as u64);
+    if body.is_end_stream() || too_large {
         return next.run(Request::from_parts(parts, body)).await;
     }
     let (back, returned) = oneshot::channel();
