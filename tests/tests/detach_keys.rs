@@ -190,32 +190,59 @@ fn exec_session_detaches(d: &Daemon, mut cmd: Command, typed: &[u8], what: &str)
     assert_eq!(alive.trim(), "yes", "{what}: the exec's shell ended");
 }
 
-/// `exec -it --detach-keys`: the docker CLI and berth.
-#[test]
-fn exec_detaches_with_the_keys_of_the_flag() {
-    let d = Daemon::start();
-    ok(&d.docker(&["run", "-d", "--name", "box", "busybox", "sleep", "600"]));
-    for (keys, typed) in KEYS {
-        let args = ["exec", "-it", "--detach-keys", keys, "box", "sh"];
-        exec_session_detaches(&d, d.docker_cmd(&args), typed, &format!("docker {keys}"));
-        exec_session_detaches(&d, d.berth_cmd(&args), typed, &format!("berth {keys}"));
-    }
-    ok(&d.docker(&["rm", "-f", "box"]));
+/// Where a CLI takes its detach keys from.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    /// `--detach-keys`.
+    Flag,
+    /// `detachKeys` in `$DOCKER_CONFIG/config.json`.
+    ConfigFile,
 }
 
-/// `exec -it` with `detachKeys` in the config file: the docker CLI and berth read it.
-#[test]
-fn exec_detaches_with_the_keys_of_the_config_file() {
-    let d = Daemon::start();
-    ok(&d.docker(&["run", "-d", "--name", "box", "busybox", "sleep", "600"]));
-    let config = docker_config(&d);
+/// Runs `cli <verb> [--detach-keys K] <target>` with the docker CLI and with berth for each
+/// of [`KEYS`], given as `source` says, and checks the session with `check`.
+fn each_cli_and_keys(
+    d: &Daemon,
+    source: Source,
+    verb: &[&str],
+    target: &[&str],
+    check: fn(&Daemon, Command, &[u8], &str),
+) {
+    let config = docker_config(d);
+    write_config(&config, None);
     for (keys, typed) in KEYS {
-        write_config(&config, Some(keys));
-        let args = ["exec", "-it", "box", "sh"];
-        exec_session_detaches(&d, d.docker_cmd(&args), typed, &format!("docker {keys}"));
+        let mut args = verb.to_vec();
+        match source {
+            Source::Flag => args.extend(["--detach-keys", keys]),
+            Source::ConfigFile => write_config(&config, Some(keys)),
+        }
+        args.extend(target);
+        check(
+            d,
+            d.docker_cmd(&args),
+            typed,
+            &format!("docker, {source:?} {keys}"),
+        );
         let mut berth = d.berth_cmd(&args);
         berth.env("DOCKER_CONFIG", &config);
-        exec_session_detaches(&d, berth, typed, &format!("berth {keys}"));
+        check(d, berth, typed, &format!("berth, {source:?} {keys}"));
+    }
+}
+
+/// `exec -it` with `--detach-keys`, then with `detachKeys` in the config file: the docker
+/// CLI and berth.
+#[test]
+fn exec_detaches_with_the_keys_of_the_flag_and_the_config_file() {
+    let d = Daemon::start();
+    ok(&d.docker(&["run", "-d", "--name", "box", "busybox", "sleep", "600"]));
+    for source in [Source::Flag, Source::ConfigFile] {
+        each_cli_and_keys(
+            &d,
+            source,
+            &["exec", "-it"],
+            &["box", "sh"],
+            exec_session_detaches,
+        );
     }
     ok(&d.docker(&["rm", "-f", "box"]));
 }
@@ -249,10 +276,17 @@ fn docker_py_exec_detaches_with_the_keys_of_the_config_file() {
 fn attach_detaches_with_the_keys_of_the_query() {
     let d = Daemon::start();
     ok(&d.docker(&["run", "-d", "-it", "--name", "sh1", "busybox", "sh"]));
-    for (n, (keys, typed)) in KEYS.into_iter().enumerate() {
+    // Without `detachKeys`, Docker's ctrl-p,ctrl-q.
+    let queries = [("", &b"\x10\x11"[..])].into_iter().chain(KEYS);
+    for (n, (keys, typed)) in queries.enumerate() {
+        let query = if keys.is_empty() {
+            String::new()
+        } else {
+            format!("&detachKeys={keys}")
+        };
         let mut s = hijack(
             &d,
-            &format!("/v1.41/containers/sh1/attach?stream=1&stdin=1&stdout=1&detachKeys={keys}"),
+            &format!("/v1.41/containers/sh1/attach?stream=1&stdin=1&stdout=1{query}"),
             "",
         );
         type_then_detach(&mut s, typed);
@@ -295,36 +329,14 @@ fn attach_session_detaches(d: &Daemon, cmd: Command, typed: &[u8], what: &str) {
     );
 }
 
-/// `attach --detach-keys` (sent as `detachKeys=`): the docker CLI and berth.
+/// `attach` with `--detach-keys` (sent as `detachKeys=`), then with `detachKeys` in the
+/// config file: the docker CLI and berth.
 #[test]
-fn attach_detaches_with_the_keys_of_the_flag() {
+fn attach_detaches_with_the_keys_of_the_flag_and_the_config_file() {
     let d = Daemon::start();
     ok(&d.docker(&["run", "-d", "-it", "--name", "sh1", "busybox", "sh"]));
-    for (keys, typed) in KEYS {
-        let args = ["attach", "--detach-keys", keys, "sh1"];
-        attach_session_detaches(&d, d.docker_cmd(&args), typed, &format!("docker {keys}"));
-        attach_session_detaches(&d, d.berth_cmd(&args), typed, &format!("berth {keys}"));
-    }
-    ok(&d.docker(&["rm", "-f", "sh1"]));
-}
-
-/// `attach` with `detachKeys` in the config file: the docker CLI and berth read it.
-#[test]
-fn attach_detaches_with_the_keys_of_the_config_file() {
-    let d = Daemon::start();
-    ok(&d.docker(&["run", "-d", "-it", "--name", "sh1", "busybox", "sh"]));
-    let config = docker_config(&d);
-    for (keys, typed) in KEYS {
-        write_config(&config, Some(keys));
-        attach_session_detaches(
-            &d,
-            d.docker_cmd(&["attach", "sh1"]),
-            typed,
-            &format!("docker {keys}"),
-        );
-        let mut berth = d.berth_cmd(&["attach", "sh1"]);
-        berth.env("DOCKER_CONFIG", &config);
-        attach_session_detaches(&d, berth, typed, &format!("berth {keys}"));
+    for source in [Source::Flag, Source::ConfigFile] {
+        each_cli_and_keys(&d, source, &["attach"], &["sh1"], attach_session_detaches);
     }
     ok(&d.docker(&["rm", "-f", "sh1"]));
 }
