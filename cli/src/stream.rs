@@ -126,9 +126,13 @@ pub struct DetachKeys {
     pub sequence: Vec<u8>,
 }
 
-/// The detach keys of a `--detach-keys` value, else of the docker config file.
+/// The detach keys of a `--detach-keys` value, else (absent or empty, as with docker) of the
+/// docker config file.
 pub fn detach_keys(flag: Option<&str>) -> DetachKeys {
-    let value = flag.map(str::to_string).or_else(crate::config::detach_keys);
+    let value = flag
+        .filter(|k| !k.is_empty())
+        .map(str::to_string)
+        .or_else(crate::config::detach_keys);
     // Keys that do not parse never get this far: the engine refuses the session first.
     let sequence = parse_detach_keys(value.as_deref().unwrap_or(""))
         .unwrap_or_else(|_| DEFAULT_DETACH_KEYS.to_vec());

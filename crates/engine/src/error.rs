@@ -20,9 +20,9 @@ pub enum ErrorKind {
 }
 
 /// An error and its causes on one line, `error: cause: cause`, as berthd words its
-/// `{"message"}` bodies and daemonless berth prints them. Every error in the workspace either
-/// shows its cause in its own message or marks it as its source, never both, so each cause
-/// is shown exactly once.
+/// `{"message"}` bodies and daemonless berth prints them. Every engine error either shows
+/// its cause in its own message or marks it as its source, never both, so each cause is
+/// shown exactly once (and nothing is dropped by comparing texts).
 pub struct Chain<'a>(pub &'a dyn std::error::Error);
 
 impl fmt::Display for Chain<'_> {
