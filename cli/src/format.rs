@@ -6,84 +6,24 @@ use serde_json::Value;
 
 use crate::template::{Mode, Template, TemplateError};
 
-/// Aligns tab-separated cells like Go's `text/tabwriter` (left-aligned, space padding): each
+/// Aligns tab-separated cells like Go's `text/tabwriter` (left-aligned, space padding) as
+/// docker's `tabwriter.NewWriter(out, minwidth, 1, padding, ' ', 0)` does: each
 /// tab-terminated cell is padded to the widest cell of its column block plus `padding`, and
-/// at least `minwidth`; the last cell of a line is never padded.
+/// to at least `minwidth`; the last cell of a line is never padded. (The tabwriter crate
+/// counts display columns where Go counts characters: the two differ only for wide
+/// characters.)
 pub fn tabwrite(text: &str, minwidth: usize, padding: usize) -> String {
-    let mut lines: Vec<Vec<&str>> = text.split('\n').map(|l| l.split('\t').collect()).collect();
-    // A trailing newline leaves an empty last line that Go does not print.
-    let ends_with_newline = text.ends_with('\n');
-    if ends_with_newline {
-        lines.pop();
-    }
-    let mut out = String::new();
-    let mut widths = Vec::new();
-    format_block(
-        &lines,
-        0,
-        lines.len(),
-        &mut widths,
-        minwidth,
-        padding,
-        &mut out,
-    );
-    if !ends_with_newline && out.ends_with('\n') {
-        out.pop();
-    }
-    out
-}
-
-fn width(s: &str) -> usize {
-    s.chars().count()
-}
-
-fn format_block(
-    lines: &[Vec<&str>],
-    mut line0: usize,
-    line1: usize,
-    widths: &mut Vec<usize>,
-    minwidth: usize,
-    padding: usize,
-    out: &mut String,
-) {
-    let column = widths.len();
-    let mut this = line0;
-    while this < line1 {
-        if column + 1 >= lines[this].len() {
-            this += 1;
-            continue;
-        }
-        write_lines(lines, line0, this, widths, out);
-        line0 = this;
-        let mut w = minwidth;
-        while this < line1 && column + 1 < lines[this].len() {
-            w = w.max(width(lines[this][column]) + padding);
-            this += 1;
-        }
-        widths.push(w);
-        format_block(lines, line0, this, widths, minwidth, padding, out);
-        widths.pop();
-        line0 = this;
-    }
-    write_lines(lines, line0, line1, widths, out);
-}
-
-fn write_lines(
-    lines: &[Vec<&str>],
-    line0: usize,
-    line1: usize,
-    widths: &[usize],
-    out: &mut String,
-) {
-    for line in &lines[line0..line1] {
-        for (j, cell) in line.iter().enumerate() {
-            out.push_str(cell);
-            if j < widths.len() && j + 1 < line.len() {
-                out.push_str(&" ".repeat(widths[j].saturating_sub(width(cell))));
-            }
-        }
-        out.push('\n');
-    }
+    use std::io::Write;
+    // Go makes a column max(widest + padding, minwidth) wide; the crate makes it
+    // max(widest, its minwidth) + padding.
+    let mut tw = tabwriter::TabWriter::new(Vec::with_capacity(text.len() * 2))
+        .minwidth(minwidth.saturating_sub(padding))
+        .padding(padding);
+    // Writing to memory cannot fail.
+    let _ = tw.write_all(text.as_bytes());
+    let _ = tw.flush();
+    let out = tw.into_inner().unwrap_or_default();
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// Re-indents raw JSON like Go's `json.Indent(dst, src, "", "    ")`, keeping key order and

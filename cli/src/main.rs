@@ -3,6 +3,7 @@
 
 mod backend;
 mod commands;
+mod config;
 mod exit;
 mod format;
 mod reference;

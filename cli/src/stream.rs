@@ -3,7 +3,7 @@
 
 use std::io::IsTerminal;
 
-use api_types::detach::{parse_detach_keys, DetachDetector};
+use api_types::detach::{parse_detach_keys, DetachDetector, DEFAULT_DETACH_KEYS};
 use api_types::stdcopy::{Decoder, StreamKind};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot};
@@ -115,10 +115,28 @@ pub async fn forward_input<R: AsyncRead + Unpin>(
     false
 }
 
-/// The detach keys of a `--detach-keys` value (empty: ctrl-p,ctrl-q), or docker's error.
-pub fn detach_keys(value: Option<&str>) -> anyhow::Result<Vec<u8>> {
-    let value = value.unwrap_or("");
-    parse_detach_keys(value).map_err(|_| anyhow::anyhow!("Invalid detach keys ({value}) provided"))
+/// The detach keys of a session, as the docker CLI settles them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DetachKeys {
+    /// What the engine is told: `--detach-keys`, else the config file's `detachKeys`. The
+    /// engine refuses keys that do not parse, in Docker's words.
+    pub value: Option<String>,
+    /// The sequence this process watches its terminal for (ctrl-p,ctrl-q unless the value
+    /// says otherwise).
+    pub sequence: Vec<u8>,
+}
+
+/// The detach keys of a `--detach-keys` value, else (absent or empty, as with docker) of the
+/// docker config file.
+pub fn detach_keys(flag: Option<&str>) -> DetachKeys {
+    let value = flag
+        .filter(|k| !k.is_empty())
+        .map(str::to_string)
+        .or_else(crate::config::detach_keys);
+    // Keys that do not parse never get this far: the engine refuses the session first.
+    let sequence = parse_detach_keys(value.as_deref().unwrap_or(""))
+        .unwrap_or_else(|_| DEFAULT_DETACH_KEYS.to_vec());
+    DetachKeys { value, sequence }
 }
 
 /// Whether stdin is a terminal.
@@ -259,11 +277,9 @@ mod tests {
         let mut all = Vec::new();
         theirs.read_to_end(&mut all).await.unwrap();
         assert_eq!(all, b"piped\n", "end of input is a half-close");
-        assert_eq!(detach_keys(Some("ctrl-a,d")).unwrap(), [1, b'd']);
-        assert_eq!(
-            detach_keys(Some("ctrl-")).unwrap_err().to_string(),
-            "Invalid detach keys (ctrl-) provided"
-        );
+        let keys = detach_keys(Some("ctrl-a,d"));
+        assert_eq!(keys.value.as_deref(), Some("ctrl-a,d"));
+        assert_eq!(keys.sequence, [1, b'd']);
     }
 
     #[tokio::test]

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+pub use api_types::duration::{human_duration, parse_go_duration};
+
 const DECIMAL_UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
 const BINARY_UNITS: [&str; 9] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"];
 
@@ -57,37 +59,6 @@ fn trim_fraction_zeros(s: &str) -> &str {
         s.trim_end_matches('0').trim_end_matches('.')
     } else {
         s
-    }
-}
-
-/// A duration the way docker shows "how long ago" (`5 seconds`, `About a minute`), like
-/// go-units' `HumanDuration`.
-pub fn human_duration(d: Duration) -> String {
-    let seconds = d.as_secs();
-    let minutes = seconds / 60;
-    let hours = (d.as_secs_f64() / 3600.0 + 0.5) as u64;
-    if seconds < 1 {
-        "Less than a second".into()
-    } else if seconds == 1 {
-        "1 second".into()
-    } else if seconds < 60 {
-        format!("{seconds} seconds")
-    } else if minutes == 1 {
-        "About a minute".into()
-    } else if minutes < 60 {
-        format!("{minutes} minutes")
-    } else if hours == 1 {
-        "About an hour".into()
-    } else if hours < 48 {
-        format!("{hours} hours")
-    } else if hours < 24 * 7 * 2 {
-        format!("{} days", hours / 24)
-    } else if hours < 24 * 30 * 2 {
-        format!("{} weeks", hours / 24 / 7)
-    } else if hours < 24 * 365 * 2 {
-        format!("{} months", hours / 24 / 30)
-    } else {
-        format!("{} years", seconds / 3600 / 24 / 365)
     }
 }
 
@@ -168,44 +139,6 @@ pub fn parse_nano_cpus(text: &str) -> Result<i64, ParseError> {
     int.checked_mul(1_000_000_000)
         .and_then(|n| n.checked_add(frac))
         .ok_or_else(invalid)
-}
-
-/// Parses a Go duration such as `10m`, `1h30m`, `1.5s` or `300ms`.
-pub fn parse_go_duration(text: &str) -> Option<Duration> {
-    let s = text.strip_prefix('+').unwrap_or(text);
-    if s == "0" {
-        return Some(Duration::ZERO);
-    }
-    if s.is_empty() {
-        return None;
-    }
-    let mut total = 0f64;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let num_end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if num_end == 0 {
-            return None;
-        }
-        let value: f64 = rest[..num_end].parse().ok()?;
-        rest = &rest[num_end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let seconds_per_unit = match &rest[..unit_end] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        total += value * seconds_per_unit;
-        rest = &rest[unit_end..];
-    }
-    Some(Duration::from_secs_f64(total))
 }
 
 /// Turns a `--since`/`--until` value into the Unix-seconds string the API takes, like
@@ -316,32 +249,9 @@ mod tests {
     }
 
     #[test]
-    fn durations_print_like_go_units() {
-        let s = |n| human_duration(Duration::from_secs(n));
-        assert_eq!(
-            human_duration(Duration::from_millis(300)),
-            "Less than a second"
-        );
-        assert_eq!(s(1), "1 second");
-        assert_eq!(s(5), "5 seconds");
-        assert_eq!(s(61), "About a minute");
-        assert_eq!(s(150), "2 minutes");
-        assert_eq!(s(3600), "About an hour");
-        assert_eq!(s(5 * 3600), "5 hours");
-        assert_eq!(s(3 * 86400), "3 days");
-        assert_eq!(s(20 * 86400), "2 weeks");
-        assert_eq!(s(90 * 86400), "3 months");
-        assert_eq!(s(800 * 86400), "2 years");
+    fn times_ago_print_like_go_units() {
         assert_eq!(time_ago(100, 105), "5 seconds ago");
-    }
-
-    #[test]
-    fn go_durations_parse() {
-        assert_eq!(parse_go_duration("10m"), Some(Duration::from_secs(600)));
-        assert_eq!(parse_go_duration("1h30m"), Some(Duration::from_secs(5400)));
-        assert_eq!(parse_go_duration("300ms"), Some(Duration::from_millis(300)));
-        assert_eq!(parse_go_duration("10"), None);
-        assert_eq!(parse_go_duration("2026-01-01"), None);
+        assert_eq!(time_ago(0, 3 * 86400), "3 days ago");
     }
 
     #[test]

@@ -30,12 +30,6 @@ impl ApiError {
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, message)
     }
-
-    /// The same error with its message rewritten (for Docker's per-endpoint prefixes).
-    pub fn map_message(mut self, f: impl FnOnce(&str) -> String) -> Self {
-        self.message = f(&self.message);
-        self
-    }
 }
 
 /// The one place engine failures become status codes.
@@ -49,13 +43,29 @@ pub fn status_of(kind: ErrorKind) -> StatusCode {
     }
 }
 
+/// The engine's module errors, through [`EngineError`].
+macro_rules! from_engine_errors {
+    ($($t:ty),*) => {$(
+        impl From<$t> for ApiError {
+            fn from(e: $t) -> Self {
+                EngineError::from(e).into()
+            }
+        }
+    )*};
+}
+from_engine_errors!(
+    engine::container::ContainerError,
+    engine::image::ImageError,
+    engine::timestamp::TimeError
+);
+
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
         let status = status_of(e.kind());
         if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(error = ?e, "request failed");
         }
-        Self::new(status, error_chain(&e))
+        Self::new(status, engine::error::chain(&e))
     }
 }
 
@@ -65,23 +75,8 @@ impl From<engine::build::BuildError> for ApiError {
         if status == StatusCode::INTERNAL_SERVER_ERROR {
             tracing::error!(error = ?e, "build failed");
         }
-        Self::new(status, error_chain(&e))
+        Self::new(status, engine::error::chain(&e))
     }
-}
-
-/// An error and its sources, as one line.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        let text = s.to_string();
-        if !msg.contains(&text) {
-            msg.push_str(": ");
-            msg.push_str(&text);
-        }
-        src = s.source();
-    }
-    msg
 }
 
 impl IntoResponse for ApiError {

@@ -67,21 +67,17 @@ impl Params {
             .map_err(|e| ApiError::bad_request(e.to_string()))
     }
 
-    /// A Unix time in seconds (possibly fractional) or RFC 3339, as nanoseconds.
-    pub fn time_nanos(&self, key: &str) -> Result<Option<i64>, ApiError> {
-        let Some(v) = self.get(key).filter(|v| !v.is_empty()) else {
-            return Ok(None);
-        };
-        if let Ok(secs) = v.parse::<f64>() {
-            return Ok(Some((secs * 1e9) as i64));
-        }
-        chrono::DateTime::parse_from_rfc3339(v)
-            .ok()
-            .and_then(|t| t.timestamp_nanos_opt())
-            .map(Some)
-            .ok_or_else(|| {
-                ApiError::bad_request(format!("invalid value for {key}: {v:?} is not a time"))
-            })
+    /// A terminal dimension (`h`, `w` of a resize): an integer from 0 to 65535.
+    pub fn dimension(&self, key: &str) -> Result<u16, ApiError> {
+        let raw = self.get(key).unwrap_or("");
+        let n: i64 = raw.parse().map_err(|_| {
+            ApiError::bad_request(format!("strconv.Atoi: parsing {raw:?}: invalid syntax"))
+        })?;
+        u16::try_from(n).map_err(|_| {
+            ApiError::bad_request(format!(
+                "invalid terminal size {key}={n}: it must be between 0 and 65535"
+            ))
+        })
     }
 }
 
@@ -110,17 +106,20 @@ mod tests {
     }
 
     #[test]
-    fn repeated_keys_and_times() {
+    fn repeated_keys_numbers_and_dimensions() {
         let p = Params(vec![
             ("changes".into(), "CMD [\"sh\"]".into()),
             ("changes".into(), "ENV A=1".into()),
             ("since".into(), "1795790184.5".into()),
+            ("h".into(), "24".into()),
+            ("w".into(), "70000".into()),
         ]);
         assert_eq!(p.all("changes").len(), 2);
-        assert_eq!(
-            p.time_nanos("since").unwrap(),
-            Some(1_795_790_184_500_000_000)
-        );
         assert!(p.int("since").is_err());
+        assert_eq!(p.dimension("h").unwrap(), 24);
+        assert_eq!(
+            p.dimension("w").unwrap_err().message,
+            "invalid terminal size w=70000: it must be between 0 and 65535"
+        );
     }
 }

@@ -2,8 +2,9 @@
 //!
 //! Each call is the engine call berthd's handler would make, with [`Caller::current`] as
 //! the caller, and its answer is shaped as berthd shapes it (the same api-types values, the
-//! same stdcopy-framed log bytes, the same progress messages, the same error wording), so
-//! the commands cannot tell the two backends apart. What berthd keeps in memory comes from
+//! same stdcopy-framed log bytes, the same progress messages), so the commands cannot tell
+//! the two backends apart. Docker's wording of every refusal is the engine's: this backend
+//! only maps engine errors, as berthd's handlers do. What berthd keeps in memory comes from
 //! disk here: containers from their records, events from the journal every process on the
 //! data root appends to. Detached containers live on in their shims after this process
 //! exits; the next command finds them.
@@ -13,24 +14,24 @@ use std::path::Path;
 use std::sync::Arc;
 
 use api_types::filters::Filters;
-use api_types::stdcopy::{frame, StreamKind};
 use api_types::{
     ContainerChange, ContainerCreateRequest, ContainerCreateResponse, ContainerInspect,
     ContainerPathStat, ContainerSummary, ContainerTopResponse, ContainersPruneResponse,
     ImageDeleteItem, ImageInspect, ImageSummary, Info, ProgressMessage, Version,
 };
 use bytes::Bytes;
-use engine::container::{ListOptions, LogChunk, LogOptions, LogStream};
-use engine::{Caller, Engine, EngineConfig, EngineError};
+use engine::container::LogChunk;
+use engine::image::{ImageError, LoadedImage};
+use engine::timestamp::parse_nanos;
+use engine::{Caller, Engine, EngineConfig, EngineError, ErrorKind};
 use tokio::sync::mpsc;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
-use super::http::CLIENT_API_VERSION;
 use super::{
     AttachOptions, AttachStream, Backend, BackendError, BuildOptions, ByteReader, CommitOptions,
-    ContainerListOptions, CopyFrom, CopyToOptions, ErrorKind, EventStream, EventsOptions,
-    ImageListOptions, ImportOptions, ImportSource, Inspected, LogsOptions, PingInfo,
-    ProgressStream, RemoveOptions, Result, StatsStream, WaitCondition, WaitHandle,
+    ContainerListOptions, CopyFrom, CopyToOptions, EventStream, EventsOptions, ImageListOptions,
+    ImportOptions, ImportSource, Inspected, LogsRequest, PingInfo, ProgressStream, RemoveOptions,
+    Result, StatsStream, WaitCondition, WaitHandle,
 };
 
 /// The engine, opened in this process on a data root shared with other daemonless commands.
@@ -47,7 +48,7 @@ impl EngineBackend {
         let engine = Engine::open_daemonless(config)
             .await
             .map_err(|e| BackendError::Protocol {
-                message: error_chain(&e),
+                message: engine::error::chain(&e),
             })?;
         Ok(Self {
             engine,
@@ -56,43 +57,12 @@ impl EngineBackend {
     }
 }
 
-/// An error and its sources as one line, as berthd words its error responses.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        let text = s.to_string();
-        if !msg.contains(&text) {
-            msg.push_str(": ");
-            msg.push_str(&text);
-        }
-        src = s.source();
-    }
-    msg
-}
-
-fn kind_of(kind: engine::ErrorKind) -> ErrorKind {
-    match kind {
-        engine::ErrorKind::NotFound => ErrorKind::NotFound,
-        engine::ErrorKind::Conflict => ErrorKind::Conflict,
-        engine::ErrorKind::InvalidArgument => ErrorKind::InvalidParameter,
-        engine::ErrorKind::NotModified | engine::ErrorKind::Internal => ErrorKind::Other,
-    }
-}
-
 /// An engine refusal as the backend error berthd's response would have become.
-fn refused(e: EngineError) -> BackendError {
+fn refused(e: impl Into<EngineError>) -> BackendError {
+    let e = e.into();
     BackendError::Daemon {
-        kind: kind_of(e.kind()),
-        message: error_chain(&e),
-    }
-}
-
-/// A refusal worded here (where berthd's handler, not the engine, words it).
-fn invalid(message: impl Into<String>) -> BackendError {
-    BackendError::Daemon {
-        kind: ErrorKind::InvalidParameter,
-        message: message.into(),
+        kind: e.kind(),
+        message: engine::error::chain(&e),
     }
 }
 
@@ -104,67 +74,21 @@ fn done_unless_refused(r: std::result::Result<(), EngineError>) -> Result<()> {
     }
 }
 
-/// A Unix time in seconds (maybe fractional) or RFC 3339, as nanoseconds (berthd's reading
-/// of `since` and `until`).
-fn time_nanos(key: &str, value: Option<&str>) -> Result<Option<i64>> {
-    let Some(v) = value.filter(|v| !v.is_empty()) else {
-        return Ok(None);
-    };
-    if let Ok(secs) = v.parse::<f64>() {
-        return Ok(Some((secs * 1e9) as i64));
-    }
-    chrono::DateTime::parse_from_rfc3339(v)
-        .ok()
-        .and_then(|t| t.timestamp_nanos_opt())
-        .map(Some)
-        .ok_or_else(|| invalid(format!("invalid value for {key}: {v:?} is not a time")))
-}
-
-/// A log chunk as berthd puts it on the wire: a stdcopy frame, or raw bytes with a tty.
-fn encode(chunk: &LogChunk, tty: bool, timestamps: bool) -> Bytes {
-    let mut payload = Vec::with_capacity(chunk.bytes.len() + 32);
-    if timestamps {
-        payload.extend_from_slice(chunk.time.as_bytes());
-        payload.push(b' ');
-    }
-    payload.extend_from_slice(&chunk.bytes);
-    if tty {
-        return payload.into();
-    }
-    let kind = match chunk.stream {
-        LogStream::Stdout => StreamKind::Stdout,
-        LogStream::Stderr => StreamKind::Stderr,
-    };
-    frame(kind, &payload).into()
-}
-
 /// The chunks as one byte stream.
 fn chunk_reader(rx: mpsc::Receiver<LogChunk>, tty: bool, timestamps: bool) -> ByteReader {
     let stream = futures_util::stream::unfold(rx, move |mut rx| async move {
-        rx.recv()
-            .await
-            .map(|c| (Ok::<_, io::Error>(encode(&c, tty, timestamps)), rx))
+        rx.recv().await.map(|c| {
+            (
+                Ok::<_, io::Error>(Bytes::from(c.encode(tty, timestamps))),
+                rx,
+            )
+        })
     });
     Box::pin(StreamReader::new(stream))
 }
 
 fn progress(messages: Vec<ProgressMessage>) -> ProgressStream {
     Box::pin(futures_util::stream::iter(messages.into_iter().map(Ok)))
-}
-
-/// Runs a blocking engine call that reads a client stream (an archive, a root file system).
-async fn with_blocking_reader<T: Send + 'static>(
-    input: ByteReader,
-    what: &'static str,
-    f: impl FnOnce(&mut dyn io::Read) -> std::result::Result<T, EngineError> + Send + 'static,
-) -> Result<T> {
-    let mut reader = SyncIoBridge::new(input);
-    tokio::task::spawn_blocking(move || f(&mut reader))
-        .await
-        .map_err(|e| BackendError::Protocol {
-            message: format!("image {what} failed: {e}"),
-        })?
-        .map_err(refused)
 }
 
 /// A container's inspect with the raw JSON the HTTP backend would have read.
@@ -181,7 +105,7 @@ fn inspected_container(value: ContainerInspect) -> Result<Inspected<ContainerIns
 impl Backend for EngineBackend {
     async fn ping(&self) -> Result<PingInfo> {
         Ok(PingInfo {
-            api_version: CLIENT_API_VERSION.to_string(),
+            api_version: api_types::API_VERSION.to_string(),
             os_type: "linux".into(),
             experimental: false,
         })
@@ -196,8 +120,8 @@ impl Backend for EngineBackend {
     }
 
     async fn events(&self, opts: EventsOptions) -> Result<EventStream> {
-        let since = time_nanos("since", opts.since.as_deref())?;
-        let until = time_nanos("until", opts.until.as_deref())?;
+        let since = parse_nanos("since", opts.since.as_deref()).map_err(refused)?;
+        let until = parse_nanos("until", opts.until.as_deref()).map_err(refused)?;
         let rx = self.engine.events().subscribe(since, until, opts.filters);
         let stream = futures_util::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|e| (Ok(e.to_message()), rx))
@@ -235,14 +159,8 @@ impl Backend for EngineBackend {
     }
 
     async fn list_containers(&self, opts: &ContainerListOptions) -> Result<Vec<ContainerSummary>> {
-        let opts = ListOptions {
-            all: opts.all,
-            limit: opts.limit.filter(|&n| n > 0).map(|n| n as usize),
-            filters: opts.filters.clone(),
-            size: opts.size,
-        };
         self.engine
-            .list_containers(&self.caller, &opts)
+            .list_containers(&self.caller, opts)
             .await
             .map_err(refused)
     }
@@ -280,14 +198,7 @@ impl Backend for EngineBackend {
         self.engine
             .kill_container(&self.caller, id, signal)
             .await
-            .map_err(|e| {
-                let invalid = e.kind() == engine::ErrorKind::InvalidArgument;
-                let mut err = refused(e);
-                if let (false, BackendError::Daemon { message, .. }) = (invalid, &mut err) {
-                    *message = format!("Cannot kill container: {id}: {message}");
-                }
-                err
-            })
+            .map_err(refused)
     }
 
     async fn remove_container(&self, id: &str, opts: RemoveOptions) -> Result<()> {
@@ -298,9 +209,6 @@ impl Backend for EngineBackend {
     }
 
     async fn rename_container(&self, id: &str, new_name: &str) -> Result<()> {
-        if new_name.is_empty() {
-            return Err(invalid("Neither old nor new names may be empty"));
-        }
         self.engine
             .rename_container(&self.caller, id, new_name)
             .await
@@ -322,11 +230,6 @@ impl Backend for EngineBackend {
     }
 
     async fn wait_container(&self, id: &str, condition: WaitCondition) -> Result<WaitHandle> {
-        let condition = match condition {
-            WaitCondition::NotRunning => engine::container::WaitCondition::NotRunning,
-            WaitCondition::NextExit => engine::container::WaitCondition::NextExit,
-            WaitCondition::Removed => engine::container::WaitCondition::Removed,
-        };
         let pending = self
             .engine
             .wait_container(&self.caller, id, condition)
@@ -338,16 +241,7 @@ impl Backend for EngineBackend {
     async fn attach_container(&self, id: &str, opts: AttachOptions) -> Result<AttachStream> {
         let session = self
             .engine
-            .attach_container(
-                &self.caller,
-                id,
-                engine::container::AttachOptions {
-                    stdin: opts.stdin,
-                    stdout: opts.stdout,
-                    stderr: opts.stderr,
-                    detach_keys: None,
-                },
-            )
+            .attach_container(&self.caller, id, opts)
             .await
             .map_err(refused)?;
         Ok(AttachStream {
@@ -363,34 +257,14 @@ impl Backend for EngineBackend {
             .map_err(refused)
     }
 
-    async fn container_logs(&self, id: &str, opts: &LogsOptions) -> Result<ByteReader> {
-        if !opts.stdout && !opts.stderr {
-            return Err(invalid(
-                "Bad parameters: you must choose at least one stream",
-            ));
-        }
-        let tail = match opts.tail.as_str() {
-            "all" | "" => None,
-            n => match n.parse::<i64>() {
-                Ok(n) if n >= 0 => Some(n as usize),
-                Ok(_) => None,
-                Err(_) => return Err(invalid(format!("invalid value for tail: {n:?}"))),
-            },
-        };
-        let log_opts = LogOptions {
-            stdout: opts.stdout,
-            stderr: opts.stderr,
-            follow: opts.follow,
-            tail,
-            since: time_nanos("since", opts.since.as_deref())?.filter(|&s| s > 0),
-            until: time_nanos("until", opts.until.as_deref())?.filter(|&u| u > 0),
-        };
+    async fn container_logs(&self, id: &str, req: &LogsRequest) -> Result<ByteReader> {
+        let opts = req.options().map_err(refused)?;
         let (tty, rx) = self
             .engine
-            .container_logs(&self.caller, id, log_opts)
+            .container_logs(&self.caller, id, opts)
             .await
             .map_err(refused)?;
-        Ok(chunk_reader(rx, tty, opts.timestamps))
+        Ok(chunk_reader(rx, tty, req.timestamps))
     }
 
     async fn prune_containers(&self, filters: &Filters) -> Result<ContainersPruneResponse> {
@@ -418,14 +292,10 @@ impl Backend for EngineBackend {
     }
 
     async fn inspect_image(&self, name: &str) -> Result<Inspected<ImageInspect>> {
-        let value = self.engine.inspect_image(&self.caller, name).map_err(|e| {
-            let not_found = e.kind() == engine::ErrorKind::NotFound;
-            let mut err = refused(e);
-            if let (true, BackendError::Daemon { message, .. }) = (not_found, &mut err) {
-                *message = format!("no such image: {name}: {message}");
-            }
-            err
-        })?;
+        let value = self
+            .engine
+            .inspect_image(&self.caller, name)
+            .map_err(refused)?;
         let raw = serde_json::to_vec(&value).map_err(|e| BackendError::Protocol {
             message: format!("cannot encode the image: {e}"),
         })?;
@@ -446,50 +316,31 @@ impl Backend for EngineBackend {
     }
 
     async fn load_images(&self, input: ByteReader, _quiet: bool) -> Result<ProgressStream> {
-        let engine = self.engine.clone();
-        let caller = self.caller;
-        let loaded =
-            with_blocking_reader(input, "load", move |r| engine.load_images(&caller, r)).await?;
-        let messages = loaded
-            .iter()
-            .flat_map(|img| {
-                if img.tags.is_empty() {
-                    vec![format!("Loaded image ID: {}\n", img.id)]
-                } else {
-                    img.tags
-                        .iter()
-                        .map(|t| format!("Loaded image: {t}\n"))
-                        .collect()
-                }
-            })
-            .map(|s| ProgressMessage {
-                stream: Some(s),
-                ..Default::default()
-            })
-            .collect();
-        Ok(progress(messages))
+        let loaded = self
+            .engine
+            .load_images(&self.caller, Box::new(SyncIoBridge::new(input)))
+            .await
+            .map_err(refused)?;
+        Ok(progress(
+            loaded.iter().flat_map(LoadedImage::progress).collect(),
+        ))
     }
 
     async fn import_image(&self, opts: ImportOptions) -> Result<ProgressStream> {
         let input = match opts.source {
             ImportSource::Upload(reader) => reader,
-            ImportSource::Url(url) => {
-                return Err(invalid(format!(
-                    "importing from a URL ({url}) is not supported: give a file or - for stdin"
-                )))
-            }
+            ImportSource::Url(url) => return Err(refused(ImageError::ImportFromUrl { url })),
         };
         let import = engine::image::ImportOptions {
             repo_tag: opts.reference.filter(|r| !r.is_empty()),
             changes: opts.changes,
             message: opts.message.unwrap_or_default(),
         };
-        let engine = self.engine.clone();
-        let caller = self.caller;
-        let id = with_blocking_reader(input, "import", move |r| {
-            engine.import_image(&caller, r, &import)
-        })
-        .await?;
+        let id = self
+            .engine
+            .import_image(&self.caller, Box::new(SyncIoBridge::new(input)), import)
+            .await
+            .map_err(refused)?;
         Ok(progress(vec![ProgressMessage {
             status: Some(id),
             ..Default::default()
@@ -497,9 +348,6 @@ impl Backend for EngineBackend {
     }
 
     async fn tag_image(&self, source: &str, repository: &str, tag: &str) -> Result<()> {
-        if repository.is_empty() {
-            return Err(invalid("repository name must have at least one component"));
-        }
         self.engine
             .tag_image(&self.caller, source, repository, Some(tag))
             .map_err(refused)
@@ -517,8 +365,6 @@ impl Backend for EngineBackend {
     }
 
     async fn save_images(&self, names: &[String], format: &str) -> Result<ByteReader> {
-        let format = engine::image::SaveFormat::parse(format)
-            .ok_or_else(|| invalid(format!("unknown archive format {format:?}")))?;
         let rx = self
             .engine
             .save_images(&self.caller, names, format)
@@ -603,8 +449,8 @@ impl Backend for EngineBackend {
             tokio::spawn(async move { engine.build(&caller, reader, options, tx).await });
         // As berthd answers: a failure before the first message is the call's error.
         let refused_build = |e: engine::build::BuildError| BackendError::Daemon {
-            kind: kind_of(e.kind()),
-            message: error_chain(&e),
+            kind: e.kind(),
+            message: engine::error::chain(&e),
         };
         let mut finished = false;
         let first = tokio::select! {
@@ -637,9 +483,9 @@ impl Backend for EngineBackend {
                 let failure = match task.await {
                     Ok(Ok(_)) => return None,
                     Ok(Err(e)) => ProgressMessage {
-                        error: Some(error_chain(&e)),
+                        error: Some(engine::error::chain(&e)),
                         error_detail: Some(api_types::ErrorDetail {
-                            message: error_chain(&e),
+                            message: engine::error::chain(&e),
                             code: e.code(),
                         }),
                         ..Default::default()
@@ -684,10 +530,6 @@ impl Backend for EngineBackend {
         content: ByteReader,
         opts: CopyToOptions,
     ) -> Result<()> {
-        let opts = engine::container::CopyToOptions {
-            no_overwrite_dir_non_dir: opts.no_overwrite_dir_non_dir,
-            copy_uid_gid: opts.copy_uid_gid,
-        };
         let input = Box::new(SyncIoBridge::new(content));
         self.engine
             .extract_to_container(&self.caller, id, path, opts, input)
@@ -805,38 +647,6 @@ async fn collect_events(mut s: EventStream) -> Vec<api_types::EventMessage> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn times_read_as_berthd_reads_them() {
-        assert_eq!(
-            time_nanos("since", Some("1795790184.5")).unwrap(),
-            Some(1_795_790_184_500_000_000)
-        );
-        assert_eq!(
-            time_nanos("since", Some("1970-01-01T00:00:01Z")).unwrap(),
-            Some(1_000_000_000)
-        );
-        assert_eq!(time_nanos("since", None).unwrap(), None);
-        let e = time_nanos("until", Some("soon")).unwrap_err().to_string();
-        assert_eq!(
-            e,
-            "Error response from daemon: invalid value for until: \"soon\" is not a time"
-        );
-    }
-
-    #[test]
-    fn logs_are_framed_as_on_the_wire() {
-        let c = LogChunk {
-            stream: LogStream::Stderr,
-            bytes: b"hi\n".to_vec(),
-            time: "2026-01-01T00:00:00.000000001Z".into(),
-        };
-        assert_eq!(&encode(&c, false, false)[..], b"\x02\0\0\0\0\0\0\x03hi\n");
-        assert_eq!(
-            &encode(&c, true, true)[..],
-            b"2026-01-01T00:00:00.000000001Z hi\n"
-        );
-    }
 
     #[tokio::test]
     async fn a_data_root_berthd_owns_is_refused_and_events_come_from_the_journal() {

@@ -15,6 +15,7 @@ use api_types::{
     ContainersPruneResponse, ErrorResponse, EventMessage, ImageDeleteItem, ImageInspect,
     ImageSummary, Info, ProgressMessage, Version, WaitResponse, PATH_STAT_HEADER,
 };
+use base64::prelude::{Engine as _, BASE64_STANDARD};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt, TryStreamExt};
 use http_body_util::combinators::UnsyncBoxBody;
@@ -36,16 +37,12 @@ use tokio_util::io::{ReaderStream, StreamReader};
 use super::{
     AttachOptions, AttachStream, Backend, BackendError, BuildOptions, ByteReader, CommitOptions,
     ContainerListOptions, CopyFrom, CopyToOptions, ErrorKind, EventStream, EventsOptions,
-    ImageListOptions, ImportOptions, ImportSource, Inspected, LogsOptions, PingInfo,
+    ImageListOptions, ImportOptions, ImportSource, Inspected, LogsRequest, PingInfo,
     ProgressStream, RemoveOptions, Result, StatsStream, WaitCondition, WaitHandle,
 };
 
 /// The daemon address used when neither `-H` nor `BERTH_HOST` says otherwise.
 pub const DEFAULT_HOST: &str = "unix:///run/berth/berth.sock";
-/// The newest API version this client speaks.
-pub const CLIENT_API_VERSION: &str = "1.41";
-/// What docker assumes when a ping does not name a version.
-const FALLBACK_API_VERSION: &str = "1.24";
 const USER_AGENT_VALUE: &str = concat!("Berth-Client/", env!("CARGO_PKG_VERSION"), " (linux)");
 
 type Body = UnsyncBoxBody<Bytes, io::Error>;
@@ -165,18 +162,14 @@ fn stream_body(reader: ByteReader) -> Body {
     BodyExt::boxed_unsync(StreamBody::new(frames))
 }
 
-/// Orders dotted API versions numerically (`1.9` < `1.41`).
-fn version_less(a: &str, b: &str) -> bool {
-    let parse = |v: &str| -> Vec<u64> { v.split('.').map(|p| p.parse().unwrap_or(0)).collect() };
-    parse(a) < parse(b)
-}
-
+/// The engine's kind of refusal an error status stands for (berthd's `status_of`, read back).
 fn status_kind(status: StatusCode) -> ErrorKind {
     match status.as_u16() {
         404 => ErrorKind::NotFound,
         409 => ErrorKind::Conflict,
-        400 => ErrorKind::InvalidParameter,
-        _ => ErrorKind::Other,
+        400 => ErrorKind::InvalidArgument,
+        304 => ErrorKind::NotModified,
+        _ => ErrorKind::Internal,
     }
 }
 
@@ -274,15 +267,8 @@ impl HttpBackend {
                         .and_then(|v| v.to_str().ok())
                         .map(str::to_string)
                 };
-                let server =
-                    header("Api-Version").unwrap_or_else(|| FALLBACK_API_VERSION.to_string());
-                let api_version = if version_less(&server, CLIENT_API_VERSION) {
-                    server
-                } else {
-                    CLIENT_API_VERSION.to_string()
-                };
                 let info = PingInfo {
-                    api_version,
+                    api_version: api_types::version::negotiate(header("Api-Version").as_deref()),
                     os_type: header("Ostype").unwrap_or_default(),
                     experimental: header("Docker-Experimental").as_deref() == Some("true"),
                 };
@@ -695,6 +681,7 @@ impl Backend for HttpBackend {
 
     async fn attach_container(&self, id: &str, opts: AttachOptions) -> Result<AttachStream> {
         let query = Query::new()
+            .opt("detachKeys", opts.detach_keys.filter(|k| !k.is_empty()))
             .flag("stderr", opts.stderr)
             .flag("stdin", opts.stdin)
             .flag("stdout", opts.stdout)
@@ -711,7 +698,7 @@ impl Backend for HttpBackend {
             .await
     }
 
-    async fn container_logs(&self, id: &str, opts: &LogsOptions) -> Result<ByteReader> {
+    async fn container_logs(&self, id: &str, opts: &LogsRequest) -> Result<ByteReader> {
         let query = Query::new()
             .flag("details", opts.details)
             .flag("follow", opts.follow)
@@ -1220,46 +1207,15 @@ fn path_stat(resp: &Response<Incoming>) -> Result<ContainerPathStat> {
         .get(PATH_STAT_HEADER)
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| bad("it is missing".into()))?;
-    let json = base64_decode(value).ok_or_else(|| bad("it is not base64".into()))?;
+    let json = BASE64_STANDARD
+        .decode(value)
+        .map_err(|e| bad(format!("it is not base64: {e}")))?;
     serde_json::from_slice(&json).map_err(|e| bad(e.to_string()))
-}
-
-/// Standard base64, with or without padding.
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len() / 4 * 3);
-    let mut acc = 0u32;
-    let mut bits = 0;
-    for c in s.bytes().filter(|&c| c != b'=') {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn path_stats_decode_from_base64() {
-        assert_eq!(base64_decode("Zm9vYmFy").unwrap(), b"foobar");
-        assert_eq!(base64_decode("Zm8=").unwrap(), b"fo");
-        assert_eq!(base64_decode("Zg").unwrap(), b"f");
-        assert!(base64_decode("a!").is_none());
-    }
 
     #[test]
     fn queries_encode_like_go_url_values() {
@@ -1277,14 +1233,6 @@ mod tests {
             "localhost:5999/ck-build:v1"
         );
         assert_eq!(path_escape("a b?"), "a%20b%3F");
-    }
-
-    #[test]
-    fn versions_compare_numerically() {
-        assert!(version_less("1.24", "1.41"));
-        assert!(!version_less("1.41", "1.41"));
-        assert!(!version_less("1.50", "1.41"));
-        assert!(version_less("1.9", "1.10"));
     }
 
     #[test]

@@ -23,6 +23,11 @@ use bytes::Bytes;
 use futures_util::Stream;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+pub use ::engine::container::{
+    AttachOptions, CopyToOptions, ListOptions as ContainerListOptions, LogsRequest, WaitCondition,
+};
+pub use ::engine::ErrorKind;
+
 /// An incoming byte stream (logs, the output side of an attach, an upload body).
 pub type ByteReader = Pin<Box<dyn AsyncRead + Send>>;
 /// An outgoing byte stream; shutting it down half-closes (the container sees EOF on stdin).
@@ -40,15 +45,6 @@ pub type WaitHandle =
 pub type StatsStream =
     Pin<Box<dyn Stream<Item = std::result::Result<ContainerStats, BackendError>> + Send>>;
 
-/// What kind of refusal an engine error is, as docker's errdefs classify them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
-    NotFound,
-    Conflict,
-    InvalidParameter,
-    Other,
-}
-
 /// Why a backend call failed.
 #[derive(Debug)]
 pub enum BackendError {
@@ -65,11 +61,11 @@ pub enum BackendError {
 }
 
 impl BackendError {
-    /// The errdefs-style class of the error (`Other` for anything not from the engine).
+    /// The class of the engine's refusal (`Internal` for anything not from the engine).
     pub fn kind(&self) -> ErrorKind {
         match self {
             Self::Daemon { kind, .. } => *kind,
-            _ => ErrorKind::Other,
+            _ => ErrorKind::Internal,
         }
     }
 
@@ -124,65 +120,11 @@ pub struct Inspected<T> {
     pub raw: Bytes,
 }
 
-/// When a wait resolves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WaitCondition {
-    /// As soon as the container is not running (the engine's default).
-    NotRunning,
-    /// At the next exit after the wait was accepted (`run`, `start -a`).
-    NextExit,
-    /// When the container has exited and been removed (`run --rm`).
-    Removed,
-}
-
-impl WaitCondition {
-    /// The API's name for the condition.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::NotRunning => "not-running",
-            Self::NextExit => "next-exit",
-            Self::Removed => "removed",
-        }
-    }
-}
-
-/// Which streams an attach connects.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct AttachOptions {
-    pub stdin: bool,
-    pub stdout: bool,
-    pub stderr: bool,
-}
-
 /// A live attach: the container's output (stdcopy frames, or raw bytes for a tty) and its
 /// stdin.
 pub struct AttachStream {
     pub output: ByteReader,
     pub input: ByteWriter,
-}
-
-/// Options of `logs`.
-#[derive(Debug, Clone, Default)]
-pub struct LogsOptions {
-    pub stdout: bool,
-    pub stderr: bool,
-    pub follow: bool,
-    /// Unix seconds, as the API takes them.
-    pub since: Option<String>,
-    pub until: Option<String>,
-    pub timestamps: bool,
-    pub details: bool,
-    /// A line count or `all`.
-    pub tail: String,
-}
-
-/// Options of a container listing.
-#[derive(Debug, Clone, Default)]
-pub struct ContainerListOptions {
-    pub all: bool,
-    pub limit: Option<i64>,
-    pub size: bool,
-    pub filters: Filters,
 }
 
 /// Options of a container removal.
@@ -258,15 +200,6 @@ pub struct EventsOptions {
 pub struct CopyFrom {
     pub stat: ContainerPathStat,
     pub content: ByteReader,
-}
-
-/// Options of an upload into a container.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct CopyToOptions {
-    /// Refuse to replace a directory with a non-directory or the reverse.
-    pub no_overwrite_dir_non_dir: bool,
-    /// `cp -a`: with a container user set, that user owns what arrives.
-    pub copy_uid_gid: bool,
 }
 
 /// A container engine as the CLI sees it.
@@ -346,7 +279,7 @@ pub trait Backend: Send + Sync {
     fn container_logs(
         &self,
         id: &str,
-        opts: &LogsOptions,
+        req: &LogsRequest,
     ) -> impl Future<Output = Result<ByteReader>> + Send;
     fn prune_containers(
         &self,

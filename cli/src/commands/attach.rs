@@ -35,7 +35,7 @@ pub struct AttachArgs {
 
 /// `berth attach`.
 pub async fn attach<B: Backend>(backend: &B, args: AttachArgs) -> anyhow::Result<()> {
-    let keys = detach_keys(args.detach_keys.as_deref())?;
+    let keys = detach_keys(args.detach_keys.as_deref());
     // Registered first, so an exit right after the attach is not missed.
     let wait = backend
         .wait_container(&args.container, WaitCondition::NotRunning)
@@ -64,6 +64,7 @@ pub async fn attach<B: Backend>(backend: &B, args: AttachArgs) -> anyhow::Result
                 stdin,
                 stdout: true,
                 stderr: true,
+                detach_keys: keys.value,
             },
         )
         .await?;
@@ -76,7 +77,14 @@ pub async fn attach<B: Backend>(backend: &B, args: AttachArgs) -> anyhow::Result
                 .await;
         }
     }
-    let session = Session::new(&id, tty, stdin, args.sig_proxy && !tty, Some(stream), keys);
+    let session = Session::new(
+        &id,
+        tty,
+        stdin,
+        args.sig_proxy && !tty,
+        Some(stream),
+        keys.sequence,
+    );
     let raw = if tty && stdin {
         RawTerminal::enable()
     } else {

@@ -69,6 +69,7 @@ pub fn exec_request(
     }
     env.extend(args.env.iter().map(|e| expand_env(e, lookup_env)));
     let attached = !args.detach;
+    let keys = detach_keys(args.detach_keys.as_deref());
     Ok(ExecCreateRequest {
         user: args.user.clone().unwrap_or_default(),
         privileged: args.privileged,
@@ -76,7 +77,7 @@ pub fn exec_request(
         attach_stdin: attached && args.interactive,
         attach_stdout: attached,
         attach_stderr: attached,
-        detach_keys: args.detach_keys.clone().unwrap_or_default(),
+        detach_keys: keys.value.unwrap_or_default(),
         env: Some(env),
         working_dir: args.workdir.clone().unwrap_or_default(),
         cmd: Some(args.argv[1..].to_vec()),
@@ -89,7 +90,7 @@ pub async fn exec<B: Backend>(backend: &B, args: ExecArgs) -> anyhow::Result<()>
     let container = &args.argv[0];
     let lookup = |name: &str| std::env::var(name).ok();
     let mut config = exec_request(&args, &lookup)?;
-    let keys = detach_keys(args.detach_keys.as_deref())?;
+    let keys = detach_keys(args.detach_keys.as_deref()).sequence;
     // "No such container" wins over every other complaint, as with docker.
     backend.inspect_container(container).await?;
     if !args.detach && config.attach_stdin && config.tty && !stdin_is_terminal() {

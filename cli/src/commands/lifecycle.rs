@@ -66,6 +66,7 @@ pub async fn start<B: Backend>(backend: &B, args: StartArgs) -> anyhow::Result<(
     if stdin && tty && !stdin_is_terminal() {
         anyhow::bail!("the input device is not a TTY");
     }
+    let keys = crate::stream::detach_keys(args.detach_keys.as_deref());
     let attach = backend
         .attach_container(
             &id,
@@ -73,11 +74,11 @@ pub async fn start<B: Backend>(backend: &B, args: StartArgs) -> anyhow::Result<(
                 stdin,
                 stdout: true,
                 stderr: true,
+                detach_keys: keys.value,
             },
         )
         .await?;
-    let keys = crate::stream::detach_keys(args.detach_keys.as_deref())?;
-    let session = Session::new(&id, tty, stdin, !tty, Some(attach), keys);
+    let session = Session::new(&id, tty, stdin, !tty, Some(attach), keys.sequence);
     let wait = backend.wait_container(&id, WaitCondition::NextExit).await?;
     let raw = if tty && stdin {
         RawTerminal::enable()

@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use crate::backend::{Backend, LogsOptions};
+use crate::backend::{Backend, LogsRequest};
 use crate::stream::copy_to_stdio;
 use crate::units::api_timestamp;
 
@@ -35,7 +35,7 @@ pub struct LogsArgs {
 pub async fn logs<B: Backend>(backend: &B, args: LogsArgs) -> anyhow::Result<()> {
     let inspected = backend.inspect_container(&args.container).await?.value;
     let now = chrono::Local::now();
-    let opts = LogsOptions {
+    let req = LogsRequest {
         stdout: true,
         stderr: true,
         follow: args.follow,
@@ -53,6 +53,6 @@ pub async fn logs<B: Backend>(backend: &B, args: LogsArgs) -> anyhow::Result<()>
         details: args.details,
         tail: args.tail,
     };
-    let reader = backend.container_logs(&inspected.id, &opts).await?;
+    let reader = backend.container_logs(&inspected.id, &req).await?;
     copy_to_stdio(reader, inspected.config.tty).await
 }

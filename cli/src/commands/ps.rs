@@ -68,7 +68,7 @@ pub async fn ps<B: Backend>(backend: &B, args: PsArgs) -> anyhow::Result<()> {
     };
     let opts = ContainerListOptions {
         all: args.all,
-        limit: (limit > 0).then_some(limit),
+        limit: usize::try_from(limit).ok().filter(|&n| n > 0),
         size: args.size || format_text.contains(".Size"),
         filters: parse_filters(&args.filter)?,
     };

@@ -182,7 +182,7 @@ pub async fn run<B: Backend>(backend: &B, args: RunArgs) -> anyhow::Result<()> {
     if !args.detach && streams.stdin && opts.tty && !stdin_is_terminal() {
         anyhow::bail!("the input device is not a TTY");
     }
-    let keys = detach_keys(args.detach_keys.as_deref()).map_err(|e| run_failure("run", &e))?;
+    let keys = detach_keys(args.detach_keys.as_deref());
     let body = create_request(opts, &args.argv, args.detach).map_err(|e| run_failure("run", &e))?;
     let created = create_with_pull(backend, opts.name.as_deref(), &body)
         .await
@@ -195,6 +195,7 @@ pub async fn run<B: Backend>(backend: &B, args: RunArgs) -> anyhow::Result<()> {
             stdin: streams.stdin,
             stdout: streams.stdout,
             stderr: streams.stderr,
+            detach_keys: keys.value.clone(),
         };
         let attached = backend
             .attach_container(&id, attach_opts)
@@ -211,7 +212,7 @@ pub async fn run<B: Backend>(backend: &B, args: RunArgs) -> anyhow::Result<()> {
             streams.stdin,
             args.sig_proxy && !opts.tty,
             attach,
-            keys,
+            keys.sequence,
         )
     });
     let condition = if opts.rm {

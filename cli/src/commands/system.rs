@@ -6,11 +6,11 @@ use futures_util::StreamExt;
 use serde_json::{json, Value};
 
 use super::ps::parse_filters;
-use crate::backend::http::CLIENT_API_VERSION;
 use crate::backend::{Backend, EventsOptions};
 use crate::format::tabwrite;
 use crate::template::Template;
 use crate::units::{api_timestamp, bytes_size};
+use api_types::API_VERSION as CLIENT_API_VERSION;
 
 /// The version of this client.
 pub const CLIENT_VERSION: &str = env!("CARGO_PKG_VERSION");

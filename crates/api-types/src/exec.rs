@@ -25,7 +25,9 @@ pub struct ExecCreateRequest {
     pub attach_stderr: bool,
     #[serde(deserialize_with = "null_default::deserialize")]
     pub detach: bool,
-    #[serde(deserialize_with = "null_default::deserialize")]
+    /// docker-py sends `detachKeys` (the config file's); Go's JSON decoder, and so dockerd,
+    /// matches field names in any case.
+    #[serde(alias = "detachKeys", deserialize_with = "null_default::deserialize")]
     pub detach_keys: String,
     pub env: Option<Vec<String>>,
     #[serde(deserialize_with = "null_default::deserialize")]
@@ -100,6 +102,9 @@ mod tests {
             "Privileged":false,"User":"","Cmd":["echo","hi"],"Env":null,"Container":"abc"}"#;
         let req: ExecCreateRequest = serde_json::from_str(py).unwrap();
         assert_eq!(req.working_dir, "");
+        let py = r#"{"Tty":true,"AttachStdin":true,"Cmd":["sh"],"detachKeys":"ctrl-p"}"#;
+        let req: ExecCreateRequest = serde_json::from_str(py).unwrap();
+        assert_eq!(req.detach_keys, "ctrl-p");
         let start: ExecStartRequest =
             serde_json::from_str(r#"{"Detach":true,"Tty":null}"#).unwrap();
         assert!(start.detach && !start.tty);

@@ -10,6 +10,7 @@
 
 pub mod container;
 pub mod detach;
+pub mod duration;
 pub mod exec;
 pub mod filters;
 pub mod image;
@@ -17,6 +18,7 @@ pub mod observe;
 pub mod stdcopy;
 pub mod strslice;
 pub mod system;
+pub mod version;
 
 pub use container::*;
 pub use exec::*;
@@ -24,10 +26,7 @@ pub use image::*;
 pub use observe::*;
 pub use system::*;
 
-/// The API version berth advertises and speaks.
-pub const API_VERSION: &str = "1.41";
-/// The oldest API version berth accepts in a `/vX.Y/` prefix.
-pub const MIN_API_VERSION: &str = "1.24";
+pub use version::{API_VERSION, MIN_API_VERSION};
 
 /// The body of every error response: `{"message": "..."}`.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]

@@ -107,7 +107,7 @@ impl Cgroups {
                             tracing::info!(cgroup = %entry.path().display(), "removed orphaned cgroup")
                         }
                         Err(e) => {
-                            tracing::warn!(cgroup = %entry.path().display(), error = %e, "cannot remove orphaned cgroup")
+                            tracing::warn!(cgroup = %entry.path().display(), error = %crate::error::Chain(&e), "cannot remove orphaned cgroup")
                         }
                     }
                 }
@@ -146,7 +146,7 @@ impl Cgroups {
                         std::thread::sleep(std::time::Duration::from_millis(2));
                     }
                     Err(e) => {
-                        tracing::warn!(cgroup = %dir.display(), error = %e, "cannot remove a removed container's cgroup");
+                        tracing::warn!(cgroup = %dir.display(), error = %crate::error::Chain(&e), "cannot remove a removed container's cgroup");
                         break;
                     }
                 }

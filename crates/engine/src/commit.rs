@@ -143,7 +143,7 @@ impl Engine {
         .map_err(|e| ContainerError::io("The commit task failed", std::io::Error::other(e)));
         if freeze {
             if let Err(e) = self.cgroups.set_frozen(&container.id, false) {
-                tracing::warn!(container = %container.id, error = %e, "cannot thaw the container after commit");
+                tracing::warn!(container = %container.id, error = %crate::error::Chain(&e), "cannot thaw the container after commit");
             }
         }
         let id = made??;

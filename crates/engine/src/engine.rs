@@ -25,7 +25,7 @@ pub enum EngineError {
     Exec(#[from] crate::container::ExecError),
     #[error(transparent)]
     Archive(#[from] crate::container::ArchiveError),
-    #[error("Failed to open the engine's state in {path:?}: {source}")]
+    #[error("Failed to open the engine's state in {path:?}")]
     Open {
         path: std::path::PathBuf,
         #[source]

@@ -162,7 +162,7 @@ impl Events {
             caller: *caller,
         };
         if let Err(e) = self.journal.append(&event) {
-            tracing::warn!(error = %e, "cannot append an event to the journal");
+            tracing::warn!(error = %crate::error::Chain(&e), "cannot append an event to the journal");
         }
         tracing::debug!(
             kind,

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{Read, Write};
+use std::sync::Arc;
 
 use api_types::filters::Filters;
 use api_types::{
@@ -13,13 +14,26 @@ use api_types::{
 use crate::container::tarwrite::ChannelWriter;
 use crate::container::TarStream;
 use crate::engine::{Engine, EngineError};
-use crate::image::{ImportOptions, LoadedImage, SaveFormat};
+use crate::image::{ImageError, ImportOptions, LoadedImage, SaveFormat};
 use crate::Caller;
 
 impl Engine {
-    /// Loads a `docker save` archive (`POST /images/load`). Blocking: call it from a
-    /// blocking thread.
-    pub fn load_images(
+    /// Loads a `docker save` archive (`POST /images/load`), read from the client's stream
+    /// on a blocking thread.
+    pub async fn load_images(
+        self: &Arc<Self>,
+        caller: &Caller,
+        mut archive: Box<dyn Read + Send>,
+    ) -> Result<Vec<LoadedImage>, EngineError> {
+        let engine = self.clone();
+        let caller = *caller;
+        blocking("load", move || {
+            engine.load_images_blocking(&caller, &mut archive)
+        })
+        .await
+    }
+
+    fn load_images_blocking(
         &self,
         caller: &Caller,
         archive: &mut dyn Read,
@@ -36,9 +50,23 @@ impl Engine {
         Ok(loaded)
     }
 
-    /// Makes an image of a root file system tarball (`POST /images/create?fromSrc=-`).
-    /// Blocking: call it from a blocking thread.
-    pub fn import_image(
+    /// Makes an image of a root file system tarball (`POST /images/create?fromSrc=-`), read
+    /// from the client's stream on a blocking thread.
+    pub async fn import_image(
+        self: &Arc<Self>,
+        caller: &Caller,
+        mut rootfs: Box<dyn Read + Send>,
+        opts: ImportOptions,
+    ) -> Result<String, EngineError> {
+        let engine = self.clone();
+        let caller = *caller;
+        blocking("import", move || {
+            engine.import_image_blocking(&caller, &mut rootfs, &opts)
+        })
+        .await
+    }
+
+    fn import_image_blocking(
         &self,
         caller: &Caller,
         rootfs: &mut dyn Read,
@@ -62,6 +90,9 @@ impl Engine {
         repo: &str,
         tag: Option<&str>,
     ) -> Result<(), EngineError> {
+        if repo.is_empty() {
+            return Err(ImageError::EmptyRepository.into());
+        }
         self.images.tag(source, repo, tag)?;
         let image = self.images.resolve(source)?;
         let mut attrs = BTreeMap::new();
@@ -88,7 +119,14 @@ impl Engine {
 
     /// Inspects an image (`GET /images/{name}/json`).
     pub fn inspect_image(&self, _caller: &Caller, name: &str) -> Result<ImageInspect, EngineError> {
-        Ok(self.images.inspect(name)?)
+        self.images.inspect(name).map_err(|e| match e {
+            ImageError::NotFound { .. } => ImageError::InspectNotFound {
+                name: name.to_string(),
+                source: Box::new(e),
+            }
+            .into(),
+            e => e.into(),
+        })
     }
 
     /// Removes or untags an image (`DELETE /images/{name}`), refusing while containers use it
@@ -139,8 +177,12 @@ impl Engine {
         &self,
         caller: &Caller,
         names: &[String],
-        format: SaveFormat,
+        format: &str,
     ) -> Result<TarStream, EngineError> {
+        let format = SaveFormat::parse(format)?;
+        if names.is_empty() {
+            return Err(ImageError::NothingToSave.into());
+        }
         let items = self.images.resolve_for_save(names)?;
         for item in &items {
             let mut attrs = BTreeMap::new();
@@ -166,7 +208,7 @@ impl Engine {
                 })
             });
             if let Err(e) = written {
-                tracing::warn!(error = %e, "save failed part-way");
+                tracing::warn!(error = %crate::error::Chain(&e), "save failed part-way");
                 let _ = failed.blocking_send(Err(std::io::Error::other(e.to_string())));
             }
         });
@@ -295,4 +337,17 @@ impl Engine {
             builder_size,
         })
     }
+}
+
+/// Runs an image operation that reads a client's stream on a blocking thread.
+async fn blocking<T: Send + 'static>(
+    what: &str,
+    f: impl FnOnce() -> Result<T, EngineError> + Send + 'static,
+) -> Result<T, EngineError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        ImageError::io(
+            format!("the image {what} stopped"),
+            std::io::Error::other(e.to_string()),
+        )
+    })?
 }

@@ -25,6 +25,7 @@ pub mod spec;
 pub mod store;
 pub mod system;
 pub(crate) mod tarfs;
+pub mod timestamp;
 
 pub use caller::Caller;
 pub use config::EngineConfig;

@@ -59,7 +59,7 @@ pub enum LockError {
         waited: Duration,
         holders: String,
     },
-    #[error("Cannot lock {path}: {source}")]
+    #[error("Cannot lock {path}")]
     Io {
         path: PathBuf,
         #[source]

@@ -3,6 +3,8 @@
 
 use std::os::fd::{AsRawFd, OwnedFd};
 
+use std::str::FromStr;
+
 use nix::sys::signal::Signal;
 
 /// Opens a pidfd for `pid`.
@@ -114,19 +116,40 @@ pub fn is_alive_ino(pid: i32, ino: u64) -> bool {
     !matches!(nix::poll::poll(&mut poll, nix::poll::PollTimeout::ZERO), Ok(n) if n > 0)
 }
 
-/// Parses a signal as Docker accepts it: `TERM`, `SIGTERM`, `sigterm` or `15`.
-pub fn parse_signal(text: &str) -> Option<Signal> {
+/// A signal's number as Docker accepts it: `TERM`, `SIGTERM`, `sigterm`, `15`, or a
+/// real-time signal (`SIGRTMIN+3`, `RTMAX-1`).
+pub fn signal_number(text: &str) -> Option<i32> {
     let t = text.trim();
     if let Ok(n) = t.parse::<i32>() {
-        return Signal::try_from(n).ok();
+        return (1..=libc::SIGRTMAX()).contains(&n).then_some(n);
     }
     let up = t.to_ascii_uppercase();
-    let name = if up.starts_with("SIG") {
-        up
-    } else {
-        format!("SIG{up}")
+    let name = up.strip_prefix("SIG").unwrap_or(&up);
+    let realtime = |base: i32, rest: &str, sign: i32| -> Option<i32> {
+        let n = match rest {
+            "" => base,
+            _ => base + sign * rest.get(1..)?.parse::<i32>().ok()?,
+        };
+        (libc::SIGRTMIN()..=libc::SIGRTMAX())
+            .contains(&n)
+            .then_some(n)
     };
-    name.parse().ok()
+    if let Some(rest) = name.strip_prefix("RTMIN") {
+        return realtime(libc::SIGRTMIN(), rest, 1)
+            .filter(|_| rest.is_empty() || rest.starts_with('+'));
+    }
+    if let Some(rest) = name.strip_prefix("RTMAX") {
+        return realtime(libc::SIGRTMAX(), rest, -1)
+            .filter(|_| rest.is_empty() || rest.starts_with('-'));
+    }
+    Signal::from_str(&format!("SIG{name}"))
+        .ok()
+        .map(|s| s as i32)
+}
+
+/// Parses a signal berth can send, as Docker accepts it (see [`signal_number`]).
+pub fn parse_signal(text: &str) -> Option<Signal> {
+    signal_number(text).and_then(|n| Signal::try_from(n).ok())
 }
 
 #[cfg(test)]
@@ -140,6 +163,25 @@ mod tests {
         assert_eq!(parse_signal("10"), Some(Signal::SIGUSR1));
         assert_eq!(parse_signal("FOO"), None);
         assert_eq!(parse_signal("999"), None);
+        assert_eq!(
+            parse_signal("SIGRTMIN+3"),
+            None,
+            "nothing sends real-time signals"
+        );
+        assert_eq!(signal_number("SIGRTMIN+3"), Some(libc::SIGRTMIN() + 3));
+        assert_eq!(signal_number("rtmax-1"), Some(libc::SIGRTMAX() - 1));
+        assert_eq!(signal_number("64"), Some(64));
+        for bad in [
+            "SIGRTMIN-1",
+            "RTMAX+1",
+            "SIGRTMINx",
+            "0",
+            "65",
+            "SIGNOPE",
+            "",
+        ] {
+            assert_eq!(signal_number(bad), None, "{bad}");
+        }
     }
 
     #[test]

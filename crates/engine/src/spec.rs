@@ -88,7 +88,7 @@ pub enum SpecError {
     Capability { name: String },
     #[error("invalid ulimit {name:?}")]
     Ulimit { name: String },
-    #[error("the generated runtime spec is invalid: {0}")]
+    #[error("the generated runtime spec is invalid")]
     Invalid(#[from] serde_json::Error),
 }
 

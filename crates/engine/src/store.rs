@@ -187,7 +187,7 @@ impl NameLinks {
     /// Makes the links exactly `names` (name, id): the sole owner of a root, at start-up.
     pub fn repair(&self, names: &[(String, String)]) {
         if let Err(e) = std::fs::create_dir_all(&self.dir) {
-            tracing::warn!(dir = %self.dir.display(), error = %e, "cannot create the name links");
+            tracing::warn!(dir = %self.dir.display(), error = %crate::error::Chain(&e), "cannot create the name links");
             return;
         }
         if let Ok(rd) = std::fs::read_dir(&self.dir) {
@@ -202,7 +202,7 @@ impl NameLinks {
         for (name, id) in names {
             if self.target(name).is_none() {
                 if let Err(e) = self.link(name, id) {
-                    tracing::warn!(name, error = %e, "cannot link a name");
+                    tracing::warn!(name, error = %crate::error::Chain(&e), "cannot link a name");
                 }
             }
         }

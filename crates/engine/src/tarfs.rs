@@ -195,7 +195,7 @@ pub(crate) fn xattr_result(
             tracing::warn!(
                 path = shown,
                 xattr = %String::from_utf8_lossy(key),
-                error = %e,
+                error = %crate::error::Chain(&e),
                 "ignoring an xattr the file system does not take"
             );
             Ok(())

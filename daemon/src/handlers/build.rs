@@ -19,7 +19,7 @@ use engine::Engine;
 use tokio::sync::mpsc;
 
 use super::upload::upload;
-use crate::error::{error_chain, ApiError};
+use crate::error::ApiError;
 use crate::params::Params;
 use crate::peer::CallerId;
 
@@ -120,7 +120,7 @@ fn line(msg: &ProgressMessage) -> Bytes {
 }
 
 fn failure(e: &BuildError) -> ProgressMessage {
-    let message = error_chain(e);
+    let message = engine::error::chain(e);
     ProgressMessage {
         error: Some(message.clone()),
         error_detail: Some(ErrorDetail {

@@ -91,16 +91,7 @@ pub async fn kill(
 ) -> Result<StatusCode, ApiError> {
     engine
         .kill_container(&caller, &id, params.get("signal"))
-        .await
-        .map_err(|e| {
-            let invalid = e.kind() == engine::ErrorKind::InvalidArgument;
-            let api = ApiError::from(e);
-            if invalid {
-                api
-            } else {
-                api.map_message(|m| format!("Cannot kill container: {id}: {m}"))
-            }
-        })?;
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -124,9 +115,7 @@ pub async fn wait(
     Path(id): Path<String>,
     params: Params,
 ) -> Result<Response, ApiError> {
-    let cond = params.get("condition").unwrap_or("");
-    let condition = WaitCondition::parse(cond)
-        .ok_or_else(|| ApiError::bad_request(format!("invalid condition: {cond:?}")))?;
+    let condition = WaitCondition::parse(params.get("condition").unwrap_or(""))?;
     let pending = engine.wait_container(&caller, &id, condition).await?;
     let stream = futures_util::stream::once(async move {
         let resp: WaitResponse = pending.await;
@@ -179,8 +168,7 @@ pub async fn resize(
     Path(id): Path<String>,
     params: Params,
 ) -> Result<StatusCode, ApiError> {
-    let h = super::exec::dimension(&params, "h")?;
-    let w = super::exec::dimension(&params, "w")?;
+    let (h, w) = (params.dimension("h")?, params.dimension("w")?);
     engine.resize_container(&caller, &id, h, w).await?;
     Ok(StatusCode::OK)
 }
@@ -191,10 +179,7 @@ pub async fn rename(
     Path(id): Path<String>,
     params: Params,
 ) -> Result<StatusCode, ApiError> {
-    let new_name = params
-        .get("name")
-        .filter(|n| !n.is_empty())
-        .ok_or_else(|| ApiError::bad_request("Neither old nor new names may be empty"))?;
+    let new_name = params.get("name").unwrap_or("");
     engine.rename_container(&caller, &id, new_name).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -56,19 +56,6 @@ pub async fn start(
     }
 }
 
-/// Reads a terminal dimension: an integer from 0 to 65535.
-pub fn dimension(params: &Params, key: &str) -> Result<u16, ApiError> {
-    let raw = params.get(key).unwrap_or("");
-    let n: i64 = raw.parse().map_err(|_| {
-        ApiError::bad_request(format!("strconv.Atoi: parsing {raw:?}: invalid syntax"))
-    })?;
-    u16::try_from(n).map_err(|_| {
-        ApiError::bad_request(format!(
-            "invalid terminal size {key}={n}: it must be between 0 and 65535"
-        ))
-    })
-}
-
 /// `POST /exec/{id}/resize?h=&w=`.
 pub async fn resize(
     State(engine): State<Arc<Engine>>,
@@ -76,7 +63,7 @@ pub async fn resize(
     Path(id): Path<String>,
     params: Params,
 ) -> Result<StatusCode, ApiError> {
-    let (h, w) = (dimension(&params, "h")?, dimension(&params, "w")?);
+    let (h, w) = (params.dimension("h")?, params.dimension("w")?);
     engine.resize_exec(&caller, &id, h, w).await?;
     Ok(StatusCode::OK)
 }

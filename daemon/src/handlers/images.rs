@@ -9,7 +9,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use engine::commit::CommitOptions;
-use engine::image::{ImportOptions, SaveFormat};
+use engine::image::{check_import_source, ImportOptions, LoadedImage};
 use engine::Engine;
 
 use super::archive::tar_body;
@@ -46,32 +46,10 @@ pub async fn load(
     body: Body,
 ) -> Result<Response, ApiError> {
     params.bool("quiet", false)?;
-    let (mut reader, drain) = upload(body);
-    let loaded = {
-        let engine = engine.clone();
-        tokio::task::spawn_blocking(move || engine.load_images(&caller, &mut reader))
-            .await
-            .map_err(|e| ApiError::internal(format!("image load failed: {e}")))
-    };
+    let (reader, drain) = upload(body);
+    let loaded = engine.load_images(&caller, reader).await;
     drain.finish().await;
-    let loaded = loaded??;
-    let msgs: Vec<ProgressMessage> = loaded
-        .iter()
-        .flat_map(|img| {
-            if img.tags.is_empty() {
-                vec![format!("Loaded image ID: {}\n", img.id)]
-            } else {
-                img.tags
-                    .iter()
-                    .map(|t| format!("Loaded image: {t}\n"))
-                    .collect()
-            }
-        })
-        .map(|s| ProgressMessage {
-            stream: Some(s),
-            ..Default::default()
-        })
-        .collect();
+    let msgs: Vec<ProgressMessage> = loaded?.iter().flat_map(LoadedImage::progress).collect();
     Ok(progress_lines(&msgs))
 }
 
@@ -95,11 +73,7 @@ pub async fn create(
     let Some(src) = params.get("fromSrc") else {
         return Err(ApiError::bad_request("fromImage or fromSrc is required"));
     };
-    if src != "-" {
-        return Err(ApiError::bad_request(format!(
-            "importing from a URL ({src}) is not supported: send the tarball in the body with fromSrc=-"
-        )));
-    }
+    check_import_source(src)?;
     let repo_tag = params.get("repo").filter(|r| !r.is_empty()).map(|repo| {
         match params.get("tag").filter(|t| !t.is_empty()) {
             Some(tag) => format!("{repo}:{tag}"),
@@ -111,52 +85,78 @@ pub async fn create(
         changes: params.all("changes"),
         message: params.get("message").unwrap_or("").to_string(),
     };
-    let (mut reader, drain) = upload(body);
-    let id = tokio::task::spawn_blocking(move || engine.import_image(&caller, &mut reader, &opts))
-        .await
-        .map_err(|e| ApiError::internal(format!("image import failed: {e}")));
+    let (reader, drain) = upload(body);
+    let id = engine.import_image(&caller, reader, opts).await;
     drain.finish().await;
-    let id = id??;
+    let id = id?;
     Ok(progress_lines(&[ProgressMessage {
         status: Some(id),
         ..Default::default()
     }]))
 }
 
-/// `GET /images/{name}/json`, `/images/{name}/history`, `/images/{name}/get` and
-/// `/images/get?names=…`, where the name may hold `/` and `:`.
-pub async fn get_by_name(
+/// `GET /images/{name}/json` (the router has the name in one segment, `/` and all).
+pub async fn inspect(
     State(engine): State<Arc<Engine>>,
     CallerId(caller): CallerId,
-    Path(rest): Path<String>,
-    params: Params,
+    Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    if rest == "get" {
-        return save(engine, caller, params.all("names"), &params).await;
-    }
-    if let Some(name) = rest.strip_suffix("/get") {
-        return save(engine, caller, vec![name.to_string()], &params).await;
-    }
-    if let Some(name) = rest.strip_suffix("/history") {
-        return Ok(Json(engine.image_history(&caller, name)?).into_response());
-    }
-    let Some(name) = rest.strip_suffix("/json") else {
-        return Err(ApiError::not_found("page not found"));
-    };
-    let inspect = engine.inspect_image(&caller, name).map_err(|e| {
-        let not_found = e.kind() == engine::ErrorKind::NotFound;
-        let api = ApiError::from(e);
-        if not_found {
-            api.map_message(|m| format!("no such image: {name}: {m}"))
-        } else {
-            api
-        }
-    })?;
-    Ok(Json(inspect).into_response())
+    Ok(Json(engine.inspect_image(&caller, &name)?).into_response())
 }
 
-/// `GET /images/{name}/get`, `GET /images/get?names=…`: a `docker save` archive
-/// (`format=oci` for the OCI layout, a berth extension).
+/// `POST /images/{name}/tag?repo=&tag=`.
+pub async fn tag(
+    State(engine): State<Arc<Engine>>,
+    CallerId(caller): CallerId,
+    Path(name): Path<String>,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let repo = params.get("repo").unwrap_or("");
+    engine.tag_image(&caller, &name, repo, params.get("tag"))?;
+    Ok(axum::http::StatusCode::CREATED.into_response())
+}
+
+/// `DELETE /images/{name}`.
+pub async fn remove(
+    State(engine): State<Arc<Engine>>,
+    CallerId(caller): CallerId,
+    Path(name): Path<String>,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let force = params.bool("force", false)?;
+    params.bool("noprune", false)?;
+    Ok(Json(engine.remove_image(&caller, &name, force)?).into_response())
+}
+
+/// `GET /images/{name}/history`.
+pub async fn history(
+    State(engine): State<Arc<Engine>>,
+    CallerId(caller): CallerId,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok(Json(engine.image_history(&caller, &name)?).into_response())
+}
+
+/// `GET /images/{name}/get`: a `docker save` archive of one image (`format=oci` for the OCI
+/// layout, a berth extension).
+pub async fn save_one(
+    State(engine): State<Arc<Engine>>,
+    CallerId(caller): CallerId,
+    Path(name): Path<String>,
+    params: Params,
+) -> Result<Response, ApiError> {
+    save(engine, caller, vec![name], &params).await
+}
+
+/// `GET /images/get?names=…`: one archive of several images.
+pub async fn save_many(
+    State(engine): State<Arc<Engine>>,
+    CallerId(caller): CallerId,
+    params: Params,
+) -> Result<Response, ApiError> {
+    save(engine, caller, params.all("names"), &params).await
+}
+
 async fn save(
     engine: Arc<Engine>,
     caller: engine::Caller,
@@ -164,11 +164,6 @@ async fn save(
     params: &Params,
 ) -> Result<Response, ApiError> {
     let format = params.get("format").unwrap_or("");
-    let format = SaveFormat::parse(format)
-        .ok_or_else(|| ApiError::bad_request(format!("unknown archive format {format:?}")))?;
-    if names.is_empty() {
-        return Err(ApiError::bad_request("no image names given"));
-    }
     let rx = engine.save_images(&caller, &names, format).await?;
     let mut resp = tar_body(rx).into_response();
     resp.headers_mut().insert(
@@ -179,10 +174,10 @@ async fn save(
 }
 
 /// `POST /images/prune?filters=`.
-async fn prune(
-    engine: Arc<Engine>,
-    caller: engine::Caller,
-    params: &Params,
+pub async fn prune(
+    State(engine): State<Arc<Engine>>,
+    CallerId(caller): CallerId,
+    params: Params,
 ) -> Result<Response, ApiError> {
     let filters = params.filters()?;
     let report = tokio::task::spawn_blocking(move || engine.prune_images(&caller, &filters))
@@ -219,37 +214,4 @@ pub async fn commit(
     let container = params.get("container").unwrap_or("");
     let id = engine.commit_container(&caller, container, opts).await?;
     Ok((StatusCode::CREATED, Json(IdResponse { id })).into_response())
-}
-
-/// `POST /images/{name}/tag?repo=&tag=` and `POST /images/prune`.
-pub async fn post_by_name(
-    State(engine): State<Arc<Engine>>,
-    CallerId(caller): CallerId,
-    Path(rest): Path<String>,
-    params: Params,
-) -> Result<Response, ApiError> {
-    if rest == "prune" {
-        return prune(engine, caller, &params).await;
-    }
-    let Some(name) = rest.strip_suffix("/tag") else {
-        return Err(ApiError::not_found("page not found"));
-    };
-    let repo = params
-        .get("repo")
-        .filter(|r| !r.is_empty())
-        .ok_or_else(|| ApiError::bad_request("repository name must have at least one component"))?;
-    engine.tag_image(&caller, name, repo, params.get("tag"))?;
-    Ok(axum::http::StatusCode::CREATED.into_response())
-}
-
-/// `DELETE /images/{name}`.
-pub async fn remove(
-    State(engine): State<Arc<Engine>>,
-    CallerId(caller): CallerId,
-    Path(name): Path<String>,
-    params: Params,
-) -> Result<Response, ApiError> {
-    let force = params.bool("force", false)?;
-    params.bool("noprune", false)?;
-    Ok(Json(engine.remove_image(&caller, &name, force)?).into_response())
 }

@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use engine::container::StatsOptions;
+use engine::container::{ContainerError, StatsOptions};
 use engine::Engine;
 
 use crate::error::ApiError;
@@ -27,17 +27,13 @@ pub async fn stats(
         stream: params.bool("stream", true)?,
         one_shot: params.bool("one-shot", false)?,
     };
-    if opts.stream && opts.one_shot {
-        return Err(ApiError::bad_request(
-            "cannot have stream=true and one-shot=true",
-        ));
-    }
     let mut rx = engine.container_stats(&caller, &id, opts).await?;
     if !opts.stream {
         let sample = rx
             .recv()
             .await
-            .ok_or_else(|| ApiError::not_found(format!("No such container: {id}")))?;
+            // Removed before its first sample.
+            .ok_or(ContainerError::NotFound { id })?;
         return Ok(Json(sample).into_response());
     }
     let lines = futures_util::stream::unfold(rx, |mut rx| async move {

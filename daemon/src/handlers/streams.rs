@@ -4,12 +4,11 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use api_types::stdcopy::{frame, StreamKind};
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use engine::container::{AttachInput, AttachOptions, LogChunk, LogOptions, LogStream};
+use engine::container::{AttachInput, AttachOptions, LogChunk, LogOptions, LogsRequest};
 use engine::Engine;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
@@ -18,34 +17,13 @@ use crate::error::ApiError;
 use crate::params::Params;
 use crate::peer::CallerId;
 
-/// Encodes one chunk of output as it goes on the wire: a stdcopy frame, or the raw bytes for
-/// a container with a terminal; with `timestamps`, each line is prefixed with its time.
-fn encode(chunk: &LogChunk, tty: bool, timestamps: bool) -> Vec<u8> {
-    let mut payload = Vec::with_capacity(chunk.bytes.len() + 32);
-    if timestamps {
-        payload.extend_from_slice(chunk.time.as_bytes());
-        payload.push(b' ');
-    }
-    payload.extend_from_slice(&chunk.bytes);
-    if tty {
-        return payload;
-    }
-    let kind = match chunk.stream {
-        LogStream::Stdout => StreamKind::Stdout,
-        LogStream::Stderr => StreamKind::Stderr,
-    };
-    frame(kind, &payload)
-}
-
 fn chunk_stream(
     rx: mpsc::Receiver<LogChunk>,
     tty: bool,
     timestamps: bool,
 ) -> impl futures_util::Stream<Item = Result<Vec<u8>, Infallible>> {
     futures_util::stream::unfold(rx, move |mut rx| async move {
-        rx.recv()
-            .await
-            .map(|c| (Ok(encode(&c, tty, timestamps)), rx))
+        rx.recv().await.map(|c| (Ok(c.encode(tty, timestamps)), rx))
     })
 }
 
@@ -56,34 +34,18 @@ pub async fn logs(
     Path(id): Path<String>,
     params: Params,
 ) -> Result<Response, ApiError> {
-    let stdout = params.bool("stdout", false)?;
-    let stderr = params.bool("stderr", false)?;
-    if !stdout && !stderr {
-        return Err(ApiError::bad_request(
-            "Bad parameters: you must choose at least one stream",
-        ));
-    }
-    let tail = match params.get("tail").unwrap_or("all") {
-        "all" | "" => None,
-        n => match n.parse::<i64>() {
-            Ok(n) if n >= 0 => Some(n as usize),
-            Ok(_) => None,
-            Err(_) => {
-                return Err(ApiError::bad_request(format!(
-                    "invalid value for tail: {n:?}"
-                )))
-            }
-        },
-    };
-    let opts = LogOptions {
-        stdout,
-        stderr,
+    let req = LogsRequest {
+        stdout: params.bool("stdout", false)?,
+        stderr: params.bool("stderr", false)?,
         follow: params.bool("follow", false)?,
-        tail,
-        since: params.time_nanos("since")?.filter(|&s| s > 0),
-        until: params.time_nanos("until")?.filter(|&u| u > 0),
+        since: params.get("since").map(str::to_string),
+        until: params.get("until").map(str::to_string),
+        timestamps: params.bool("timestamps", false)?,
+        // Read, not checked: berth's json-file log has no details to add.
+        details: params.bool("details", false).unwrap_or(false),
+        tail: params.get("tail").unwrap_or("all").to_string(),
     };
-    let timestamps = params.bool("timestamps", false)?;
+    let (opts, timestamps) = (req.options()?, req.timestamps);
     let (tty, rx) = engine.container_logs(&caller, &id, opts).await?;
     Ok(Body::from_stream(chunk_stream(rx, tty, timestamps)).into_response())
 }
@@ -138,7 +100,7 @@ pub fn hijack(mut req: Request, stream: Hijack) -> Response {
         let upgraded = match on_upgrade.await {
             Ok(u) => u,
             Err(e) => {
-                tracing::debug!(error = %e, "stream upgrade failed");
+                tracing::debug!(error = %engine::error::Chain(&e), "stream upgrade failed");
                 return;
             }
         };
@@ -157,7 +119,7 @@ pub fn hijack(mut req: Request, stream: Hijack) -> Response {
             tokio::time::sleep(HEAD_ALONE).await;
         }
         while let Some(chunk) = output.recv().await {
-            if writer.write_all(&encode(&chunk, tty, false)).await.is_err() {
+            if writer.write_all(&chunk.encode(tty, false)).await.is_err() {
                 break;
             }
         }
@@ -249,24 +211,4 @@ pub async fn attach(
             replay,
         },
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn chunks_are_framed_unless_tty() {
-        let c = LogChunk {
-            stream: LogStream::Stderr,
-            bytes: b"hi\n".to_vec(),
-            time: "2026-01-01T00:00:00.000000001Z".into(),
-        };
-        assert_eq!(encode(&c, false, false), b"\x02\0\0\0\0\0\0\x03hi\n");
-        assert_eq!(encode(&c, true, false), b"hi\n");
-        assert_eq!(
-            encode(&c, true, true),
-            b"2026-01-01T00:00:00.000000001Z hi\n"
-        );
-    }
 }

@@ -9,6 +9,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use engine::events::Event;
+use engine::timestamp::parse_nanos;
 use engine::Engine;
 
 use crate::error::ApiError;
@@ -59,8 +60,8 @@ pub async fn events(
     CallerId(_caller): CallerId,
     params: Params,
 ) -> Result<Response, ApiError> {
-    let since = params.time_nanos("since")?;
-    let until = params.time_nanos("until")?;
+    let since = parse_nanos("since", params.get("since"))?;
+    let until = parse_nanos("until", params.get("until"))?;
     let filters = params.filters()?;
     let mut rx = engine.events().subscribe(since, until, filters);
     let stream = async_stream(move |tx| async move {

@@ -71,7 +71,7 @@ impl Workspace {
     /// Undoes a mount now.
     pub(crate) fn unmount(&self, target: &Path) {
         if let Err(e) = crate::rootfs::unmount(target) {
-            tracing::warn!(target = %target.display(), error = %e, "cannot unmount build scratch");
+            tracing::warn!(target = %target.display(), error = %crate::error::Chain(&e), "cannot unmount build scratch");
         }
         self.mounts
             .lock()
@@ -127,7 +127,7 @@ impl Drop for Workspace {
         let mounts = std::mem::take(&mut *self.mounts.lock().unwrap_or_else(|e| e.into_inner()));
         for target in mounts.iter().rev() {
             if let Err(e) = crate::rootfs::unmount(target) {
-                tracing::warn!(target = %target.display(), error = %e, "cannot unmount build scratch; leaving it");
+                tracing::warn!(target = %target.display(), error = %crate::error::Chain(&e), "cannot unmount build scratch; leaving it");
                 // A directory still mounted must not be removed recursively.
                 self.scratch_keep();
                 return;

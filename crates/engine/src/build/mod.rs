@@ -121,7 +121,7 @@ pub enum BuildError {
     Image(#[from] ImageError),
     #[error(transparent)]
     Engine(Box<EngineError>),
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Io {
         context: String,
         #[source]
@@ -1125,7 +1125,7 @@ impl Builder<'_> {
 
     async fn remove_container(&mut self, id: &str) {
         if let Err(e) = self.engine.remove_container(&self.caller, id, true).await {
-            tracing::warn!(container = id, error = %e, "cannot remove an intermediate container");
+            tracing::warn!(container = id, error = %crate::error::Chain(&e), "cannot remove an intermediate container");
         }
         self.containers.retain(|c| c != id);
     }

@@ -37,6 +37,8 @@ const STREAM_DEPTH: usize = 4;
 /// them.
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
+    #[error("bad parameter: path cannot be empty")]
+    EmptyPath,
     #[error("Could not find the file {path} in container {container}")]
     NotFound { path: String, container: String },
     #[error("extraction point is not a directory")]
@@ -55,7 +57,7 @@ pub enum ArchiveError {
     Archive { message: String },
     #[error("cannot copy into {path}: it is a kernel file system, not the container's files")]
     PseudoFs { path: String },
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Io {
         context: String,
         #[source]
@@ -125,6 +127,9 @@ impl Engine {
         name: &str,
         path: &str,
     ) -> Result<ContainerPathStat, EngineError> {
+        if path.is_empty() {
+            return Err(ArchiveError::EmptyPath.into());
+        }
         let container = self.find(name)?;
         let root = self.open_container_root(&container, RootView::Live).await?;
         let (name, path) = (name.to_string(), path.to_string());
@@ -145,6 +150,9 @@ impl Engine {
         name: &str,
         path: &str,
     ) -> Result<(ContainerPathStat, TarStream), EngineError> {
+        if path.is_empty() {
+            return Err(ArchiveError::EmptyPath.into());
+        }
         let container = self.find(name)?;
         let root = self.open_container_root(&container, RootView::Live).await?;
         let (name, path) = (name.to_string(), path.to_string());
@@ -182,6 +190,9 @@ impl Engine {
         opts: CopyToOptions,
         input: Box<dyn Read + Send>,
     ) -> Result<(), EngineError> {
+        if path.is_empty() {
+            return Err(ArchiveError::EmptyPath.into());
+        }
         let container = self.find(name)?;
         let root = self.open_container_root(&container, RootView::Live).await?;
         let rec = container.snapshot();
@@ -293,7 +304,7 @@ fn write_archive(
             drop(out);
         }
         Err(e) => {
-            tracing::debug!(error = %e, "archive broken off");
+            tracing::debug!(error = %crate::error::Chain(&e), "archive broken off");
             root.close();
         }
     }

@@ -36,7 +36,7 @@ pub enum AttachError {
     Restarting,
     #[error("Invalid detach keys ({keys}) provided")]
     DetachKeys { keys: String },
-    #[error("Cannot reach the shim of container {id}: {source}")]
+    #[error("Cannot reach the shim of container {id}")]
     Link {
         id: String,
         #[source]

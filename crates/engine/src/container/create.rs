@@ -203,7 +203,7 @@ impl Engine {
             init: None,
             binds: Vec::new(),
         })
-        .map_err(|e| invalid(e.to_string()))?;
+        .map_err(|e| invalid(crate::error::chain(&e)))?;
         super::mounts::bind_mounts(&hc, true)?;
         if hc
             .port_bindings

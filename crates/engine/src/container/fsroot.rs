@@ -144,7 +144,7 @@ impl MountLease {
         let running = recorded_running || has_pids();
         if !running {
             if let Err(e) = overlay.unmount() {
-                tracing::warn!(id = %container.id, error = %e, "cannot unmount a stopped container's root after a copy");
+                tracing::warn!(id = %container.id, error = %crate::error::Chain(&e), "cannot unmount a stopped container's root after a copy");
             }
         }
     }
@@ -184,7 +184,7 @@ impl MountLease {
                 .enable_all()
                 .build()
                 .map(|rt| rt.block_on(release))
-                .unwrap_or_else(|e| tracing::warn!(error = %e, "cannot release a copy's mount")),
+                .unwrap_or_else(|e| tracing::warn!(error = %crate::error::Chain(&e), "cannot release a copy's mount")),
         }
     }
 }

@@ -109,7 +109,7 @@ impl Engine {
         };
         if is_garbage(&container.snapshot()) {
             if let Err(e) = Box::pin(self.remove_locked(&Caller::engine(), container, true)).await {
-                tracing::warn!(id = %container.id, error = %e, "auto-remove failed");
+                tracing::warn!(id = %container.id, error = %crate::error::Chain(&e), "auto-remove failed");
             }
         }
     }

@@ -312,7 +312,7 @@ impl ShimLink {
                 Ok(Some(m)) => m,
                 Ok(None) => break,
                 Err(e) => {
-                    tracing::debug!(error = %e, "shim control channel failed");
+                    tracing::debug!(error = %crate::error::Chain(&e), "shim control channel failed");
                     break;
                 }
             };
@@ -323,7 +323,7 @@ impl ShimLink {
                     let state = match fds.pop().map(|fd| StdinWriter::new(fd, tty)) {
                         Some(Ok(w)) => StdinState::Open(Arc::new(w)),
                         Some(Err(e)) => {
-                            tracing::warn!(error = %e, "cannot use the container's stdin");
+                            tracing::warn!(error = %crate::error::Chain(&e), "cannot use the container's stdin");
                             StdinState::Closed
                         }
                         None => StdinState::Closed,

@@ -8,11 +8,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use api_types::stdcopy::{frame, StreamKind};
 use shim::LogEntry;
 use tokio::sync::mpsc;
 
-use super::Container;
+use super::{Container, ContainerError};
 use crate::engine::{Engine, EngineError};
+use crate::timestamp::parse_nanos;
 use crate::Caller;
 
 /// Which stream a piece of output came from.
@@ -29,6 +31,70 @@ pub struct LogChunk {
     pub bytes: Vec<u8>,
     /// When the shim read it, RFC 3339 with nanoseconds.
     pub time: String,
+}
+
+impl LogChunk {
+    /// The chunk as the API puts it on the wire: a stdcopy frame, or the raw bytes for a
+    /// container with a terminal; with `timestamps`, after its time and a space.
+    pub fn encode(&self, tty: bool, timestamps: bool) -> Vec<u8> {
+        let mut payload = Vec::with_capacity(self.bytes.len() + 32);
+        if timestamps {
+            payload.extend_from_slice(self.time.as_bytes());
+            payload.push(b' ');
+        }
+        payload.extend_from_slice(&self.bytes);
+        if tty {
+            return payload;
+        }
+        let kind = match self.stream {
+            LogStream::Stdout => StreamKind::Stdout,
+            LogStream::Stderr => StreamKind::Stderr,
+        };
+        frame(kind, &payload)
+    }
+}
+
+/// A `logs` request as clients send it: the query's values, read by [`LogsRequest::options`].
+#[derive(Debug, Clone, Default)]
+pub struct LogsRequest {
+    pub stdout: bool,
+    pub stderr: bool,
+    pub follow: bool,
+    /// Unix seconds (maybe fractional) or RFC 3339; `0` or empty is none.
+    pub since: Option<String>,
+    pub until: Option<String>,
+    /// Each line after its time (applied by [`LogChunk::encode`]).
+    pub timestamps: bool,
+    /// Docker's log-driver details; berth's json-file log has none.
+    pub details: bool,
+    /// A line count or `all` (empty, or a negative count, is all).
+    pub tail: String,
+}
+
+impl LogsRequest {
+    /// What the request asks for, or Docker's refusal of it.
+    pub fn options(&self) -> Result<LogOptions, ContainerError> {
+        if !self.stdout && !self.stderr {
+            return Err(ContainerError::NoLogStream);
+        }
+        let tail = match self.tail.as_str() {
+            "all" | "" => None,
+            n => match n.parse::<i64>() {
+                Ok(n) if n >= 0 => Some(n as usize),
+                Ok(_) => None,
+                Err(_) => return Err(ContainerError::InvalidTail { tail: n.into() }),
+            },
+        };
+        let positive = |t: Option<i64>| t.filter(|&t| t > 0);
+        Ok(LogOptions {
+            stdout: self.stdout,
+            stderr: self.stderr,
+            follow: self.follow,
+            tail,
+            since: positive(parse_nanos("since", self.since.as_deref())?),
+            until: positive(parse_nanos("until", self.until.as_deref())?),
+        })
+    }
 }
 
 /// What `logs` returns.
@@ -282,6 +348,45 @@ async fn read_all(path: &Path) -> (Vec<LogEntry>, Follower) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chunks_are_framed_unless_tty() {
+        let c = LogChunk {
+            stream: LogStream::Stderr,
+            bytes: b"hi\n".to_vec(),
+            time: "2026-01-01T00:00:00.000000001Z".into(),
+        };
+        assert_eq!(c.encode(false, false), b"\x02\0\0\0\0\0\0\x03hi\n");
+        assert_eq!(c.encode(true, false), b"hi\n");
+        assert_eq!(c.encode(true, true), b"2026-01-01T00:00:00.000000001Z hi\n");
+    }
+
+    #[test]
+    fn requests_are_read_as_dockerd_reads_them() {
+        let req = |tail: &str, since: Option<&str>| LogsRequest {
+            stdout: true,
+            tail: tail.into(),
+            since: since.map(str::to_string),
+            ..Default::default()
+        };
+        let o = req("5", Some("1795790184.5")).options().unwrap();
+        assert_eq!(
+            (o.tail, o.since),
+            (Some(5), Some(1_795_790_184_500_000_000))
+        );
+        assert_eq!(req("all", Some("0")).options().unwrap().since, None);
+        assert_eq!(req("-1", None).options().unwrap().tail, None);
+        let e = |r: LogsRequest| r.options().unwrap_err().to_string();
+        assert_eq!(e(req("x", None)), "invalid value for tail: \"x\"");
+        assert_eq!(
+            e(req("", Some("soon"))),
+            "invalid value for since: \"soon\" is not a time"
+        );
+        assert_eq!(
+            e(LogsRequest::default()),
+            "Bad parameters: you must choose at least one stream"
+        );
+    }
 
     fn entry(stream: &str, log: &str, time: &str) -> LogEntry {
         LogEntry {

@@ -45,7 +45,7 @@ use crate::ErrorKind;
 
 pub use archive::{ArchiveError, CopyToOptions, TarStream};
 pub use extract::{extract_into_engine_dir, extract_into_host_dir, ExtractOptions, Owners};
-pub use logs::{LogChunk, LogOptions, LogStream};
+pub use logs::{LogChunk, LogOptions, LogStream, LogsRequest};
 pub(crate) use monitor::ExitNotice;
 pub use mounts::BindMount;
 pub use query::ListOptions;
@@ -321,20 +321,39 @@ pub enum ContainerError {
     NotModified { id: String, status: Status },
     #[error("Invalid signal: {signal}")]
     InvalidSignal { signal: String },
+    #[error("invalid condition: {condition:?}")]
+    InvalidCondition { condition: String },
+    /// `kill` that failed for a reason other than the request itself, in dockerd's words.
+    #[error("Cannot kill container: {name}")]
+    Kill {
+        name: String,
+        #[source]
+        source: Box<ContainerError>,
+    },
+    #[error("Neither old nor new names may be empty")]
+    EmptyName,
+    #[error("Bad parameters: you must choose at least one stream")]
+    NoLogStream,
+    #[error("invalid value for tail: {tail:?}")]
+    InvalidTail { tail: String },
+    #[error(transparent)]
+    Time(#[from] crate::timestamp::TimeError),
+    #[error("cannot have stream=true and one-shot=true")]
+    StreamOneShot,
     #[error("{message}")]
     StartFailed { message: String, invalid: bool },
-    #[error("Error when allocating new name: {source}")]
+    #[error("Error when allocating new name")]
     Rename {
         #[source]
         source: Box<ContainerError>,
     },
-    #[error("Failed to write state file {path:?}: {source}")]
+    #[error("Failed to write state file {path:?}")]
     WriteState {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Io {
         context: String,
         #[source]
@@ -352,7 +371,14 @@ impl ContainerError {
             Self::Ambiguous { .. }
             | Self::InvalidName { .. }
             | Self::InvalidConfig { .. }
-            | Self::InvalidSignal { .. } => ErrorKind::InvalidArgument,
+            | Self::InvalidSignal { .. }
+            | Self::InvalidCondition { .. }
+            | Self::EmptyName
+            | Self::NoLogStream
+            | Self::InvalidTail { .. }
+            | Self::Time(_)
+            | Self::StreamOneShot => ErrorKind::InvalidArgument,
+            Self::Kill { source, .. } => source.kind(),
             Self::StartFailed { invalid, .. } => {
                 if *invalid {
                     ErrorKind::InvalidArgument

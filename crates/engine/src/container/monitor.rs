@@ -47,7 +47,7 @@ impl Engine {
         };
         tokio::spawn(async move {
             if let Err(e) = engine.kernel.shim_exited(&processes).await {
-                tracing::debug!(id = %container.id, error = %e, "cannot watch the shim with a pidfd");
+                tracing::debug!(id = %container.id, error = %crate::error::Chain(&e), "cannot watch the shim with a pidfd");
             }
             // Without a pidfd (or if it failed), fall back to polling.
             while engine.kernel.shim_alive(&processes) {
@@ -87,10 +87,10 @@ impl Engine {
         };
         let overlay = Overlay::in_dir(&container.dir, rec.layers.clone());
         if let Err(e) = self.kernel.unmount(&overlay.merged) {
-            tracing::warn!(id = %container.id, error = %e, "cannot unmount the root file system");
+            tracing::warn!(id = %container.id, error = %crate::error::Chain(&e), "cannot unmount the root file system");
         }
         if let Err(e) = crate::fsutil::remove_tree(&container.run_dir) {
-            tracing::warn!(id = %container.id, error = %e, "cannot remove the bundle");
+            tracing::warn!(id = %container.id, error = %crate::error::Chain(&e), "cannot remove the bundle");
         }
         let result = container.update(|r| {
             r.state.status = Status::Exited;
@@ -100,7 +100,7 @@ impl Engine {
             r.state.finished_at = status.finished_at.clone();
         });
         if let Err(e) = result {
-            tracing::error!(id = %container.id, error = %e, "cannot record the exit");
+            tracing::error!(id = %container.id, error = %crate::error::Chain(&e), "cannot record the exit");
         }
         let engine = Caller::engine();
         let mut attrs = container.event_attributes();
@@ -146,7 +146,9 @@ impl Engine {
             match self.remove_container(&engine, &container.id, true).await {
                 // Removed meanwhile by someone who noticed the exit too.
                 Ok(()) | Err(crate::EngineError::Container(ContainerError::NotFound { .. })) => {}
-                Err(e) => tracing::warn!(id = %container.id, error = %e, "auto-remove failed"),
+                Err(e) => {
+                    tracing::warn!(id = %container.id, error = %crate::error::Chain(&e), "auto-remove failed")
+                }
             }
         }
     }
@@ -169,7 +171,7 @@ impl Engine {
                 None => {
                     let overlay = Overlay::in_dir(&container.dir, rec.layers.clone());
                     if let Err(e) = self.kernel.unmount(&overlay.merged) {
-                        tracing::warn!(id = %container.id, error = %e, "cannot unmount a stopped container's root");
+                        tracing::warn!(id = %container.id, error = %crate::error::Chain(&e), "cannot unmount a stopped container's root");
                     }
                     // Half-removed, or (left by daemonless commands) exited and waiting to be
                     // auto-removed.
@@ -203,7 +205,7 @@ impl Engine {
                 if !known.contains(&id) {
                     tracing::info!(id, "removing an orphaned bundle");
                     if let Err(e) = crate::fsutil::remove_tree(&e.path()) {
-                        tracing::warn!(id, error = %e, "cannot remove an orphaned bundle");
+                        tracing::warn!(id, error = %crate::error::Chain(&e), "cannot remove an orphaned bundle");
                     }
                 }
             }

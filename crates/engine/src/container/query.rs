@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use api_types::duration::human_duration;
 use api_types::filters::Filters;
 use api_types::{
     ContainerInspect, ContainerState, ContainerSummary, GraphDriver, NetworkSettings,
@@ -247,44 +248,6 @@ fn status_text(r: &ContainerRecord, now: chrono::DateTime<chrono::Utc>) -> Strin
     }
 }
 
-/// go-units' `HumanDuration`, which `docker ps` uses.
-pub fn human_duration(d: std::time::Duration) -> String {
-    let secs = d.as_secs();
-    if secs < 1 {
-        return "Less than a second".into();
-    }
-    if secs == 1 {
-        return "1 second".into();
-    }
-    if secs < 60 {
-        return format!("{secs} seconds");
-    }
-    let mins = secs / 60;
-    if mins == 1 {
-        return "About a minute".into();
-    }
-    if mins < 60 {
-        return format!("{mins} minutes");
-    }
-    let hours = (secs as f64 / 3600.0).round() as u64;
-    if hours == 1 {
-        return "About an hour".into();
-    }
-    if hours < 48 {
-        return format!("{hours} hours");
-    }
-    if hours < 24 * 7 * 2 {
-        return format!("{} days", hours / 24);
-    }
-    if hours < 24 * 30 * 2 {
-        return format!("{} weeks", hours / 24 / 7);
-    }
-    if hours < 24 * 365 * 2 {
-        return format!("{} months", hours / 24 / 30);
-    }
-    format!("{} years", hours / 24 / 365)
-}
-
 pub(crate) fn labels_match(r: &ContainerRecord, filters: &Filters) -> bool {
     let labels = r.config.labels.clone().unwrap_or_default();
     filters
@@ -327,23 +290,4 @@ fn matches(r: &ContainerRecord, f: &Filters) -> bool {
             status == v
         })
         && labels_match(r, f)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    #[test]
-    fn durations_read_like_docker_ps() {
-        assert_eq!(
-            human_duration(Duration::from_millis(300)),
-            "Less than a second"
-        );
-        assert_eq!(human_duration(Duration::from_secs(5)), "5 seconds");
-        assert_eq!(human_duration(Duration::from_secs(61)), "About a minute");
-        assert_eq!(human_duration(Duration::from_secs(180)), "3 minutes");
-        assert_eq!(human_duration(Duration::from_secs(3 * 3600)), "3 hours");
-        assert_eq!(human_duration(Duration::from_secs(3 * 86400)), "3 days");
-    }
 }

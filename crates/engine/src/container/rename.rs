@@ -1,6 +1,6 @@
 //! `rename`.
 
-use super::naming;
+use super::{naming, ContainerError};
 use crate::engine::{Engine, EngineError};
 use crate::Caller;
 
@@ -12,6 +12,9 @@ impl Engine {
         name: &str,
         new_name: &str,
     ) -> Result<(), EngineError> {
+        if new_name.is_empty() {
+            return Err(ContainerError::EmptyName.into());
+        }
         let container = self.find(name)?;
         let new_name = naming::validate(new_name)?;
         // The record changes (its lock), and so does the set of names (theirs).

@@ -75,7 +75,7 @@ impl Engine {
             r.state.status = Status::Restarting;
             r.restart_count += 1;
         }) {
-            tracing::error!(id = %container.id, error = %e, "cannot record the restart");
+            tracing::error!(id = %container.id, error = %crate::error::Chain(&e), "cannot record the restart");
             return false;
         }
         self.spawn_start_after(container.clone(), delay);
@@ -101,7 +101,7 @@ impl Engine {
                 .start_container(&Caller::engine(), &container.id)
                 .await
             {
-                tracing::warn!(id = %container.id, error = %e, "restart by policy failed");
+                tracing::warn!(id = %container.id, error = %crate::error::Chain(&e), "restart by policy failed");
                 let _ = container.update(|r| {
                     if r.state.status == Status::Restarting {
                         r.state.status = Status::Exited;

@@ -154,7 +154,7 @@ impl Engine {
             binds: super::mounts::bind_mounts(&rec.host_config, true)?,
         })
         .map_err(|e| ContainerError::StartFailed {
-            message: e.to_string(),
+            message: crate::error::chain(&e),
             invalid: true,
         })?;
         let run_dir = &container.run_dir;

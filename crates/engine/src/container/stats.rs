@@ -18,7 +18,7 @@ use api_types::{
 };
 use tokio::sync::mpsc;
 
-use super::{Container, ZERO_TIME};
+use super::{Container, ContainerError, ZERO_TIME};
 use crate::cgroups::{Cgroups, Version};
 use crate::engine::{Engine, EngineError};
 use crate::Caller;
@@ -115,6 +115,9 @@ impl Engine {
         name: &str,
         opts: StatsOptions,
     ) -> Result<mpsc::Receiver<ContainerStats>, EngineError> {
+        if opts.stream && opts.one_shot {
+            return Err(ContainerError::StreamOneShot.into());
+        }
         let container = self.find(name)?;
         self.refresh(&container).await;
         let (tx, rx) = mpsc::channel(1);

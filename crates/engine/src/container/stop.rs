@@ -99,13 +99,33 @@ impl Engine {
         Ok(())
     }
 
-    /// Sends a signal (`POST /containers/{id}/kill`); SIGKILL when none is named.
+    /// Sends a signal (`POST /containers/{id}/kill`); SIGKILL when none is named. A failure
+    /// that is not the request's fault says "Cannot kill container: NAME", as dockerd's does.
     pub async fn kill_container(
         &self,
         caller: &Caller,
         name: &str,
         signal: Option<&str>,
     ) -> Result<(), EngineError> {
+        self.kill(caller, name, signal).await.map_err(|e| {
+            if e.kind() == crate::ErrorKind::InvalidArgument {
+                e.into()
+            } else {
+                ContainerError::Kill {
+                    name: name.to_string(),
+                    source: Box::new(e),
+                }
+                .into()
+            }
+        })
+    }
+
+    async fn kill(
+        &self,
+        caller: &Caller,
+        name: &str,
+        signal: Option<&str>,
+    ) -> Result<(), ContainerError> {
         let container = self.find(name)?;
         let signal_name = signal.filter(|s| !s.is_empty()).unwrap_or("SIGKILL");
         let sig =
@@ -116,8 +136,7 @@ impl Engine {
         if !container.snapshot().state.status.is_running() {
             return Err(ContainerError::NotRunning {
                 id: container.id.clone(),
-            }
-            .into());
+            });
         }
         self.signal(&container, sig)?;
         let mut attrs = container.event_attributes();

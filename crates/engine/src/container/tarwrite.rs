@@ -326,7 +326,7 @@ fn capability(file: &File) -> Option<Vec<u8>> {
 
 fn skip(name: &[u8], e: io::Error) {
     if e.raw_os_error() != Some(Errno::NOENT.raw_os_error()) {
-        tracing::warn!(path = %String::from_utf8_lossy(name), error = %e, "leaving a file out of an archive");
+        tracing::warn!(path = %String::from_utf8_lossy(name), error = %crate::error::Chain(&e), "leaving a file out of an archive");
     }
 }
 

@@ -5,7 +5,7 @@ use std::pin::Pin;
 
 use api_types::{WaitError, WaitResponse};
 
-use super::Status;
+use super::{ContainerError, Status};
 use crate::engine::{Engine, EngineError};
 use crate::Caller;
 
@@ -22,12 +22,23 @@ pub enum WaitCondition {
 
 impl WaitCondition {
     /// Parses the query value; empty means `not-running`.
-    pub fn parse(text: &str) -> Option<Self> {
+    pub fn parse(text: &str) -> Result<Self, ContainerError> {
         match text {
-            "" | "not-running" => Some(Self::NotRunning),
-            "next-exit" => Some(Self::NextExit),
-            "removed" => Some(Self::Removed),
-            _ => None,
+            "" | "not-running" => Ok(Self::NotRunning),
+            "next-exit" => Ok(Self::NextExit),
+            "removed" => Ok(Self::Removed),
+            _ => Err(ContainerError::InvalidCondition {
+                condition: text.to_string(),
+            }),
+        }
+    }
+
+    /// The API's name of the condition.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotRunning => "not-running",
+            Self::NextExit => "next-exit",
+            Self::Removed => "removed",
         }
     }
 }

@@ -158,7 +158,7 @@ impl Drop for ScratchDir {
         if !self.keep {
             if let Err(e) = crate::fsutil::remove_tree(&self.path) {
                 if e.kind() != io::ErrorKind::NotFound {
-                    tracing::warn!(path = %self.path.display(), error = %e, "cannot remove scratch directory");
+                    tracing::warn!(path = %self.path.display(), error = %crate::error::Chain(&e), "cannot remove scratch directory");
                 }
             }
         }

@@ -5,8 +5,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
-use std::str::FromStr;
 
+use api_types::duration::parse_go_duration;
 use api_types::ContainerConfig;
 
 use super::error::ImageError;
@@ -121,7 +121,7 @@ pub(crate) fn apply_with(
             }
             "STOPSIGNAL" => {
                 let signal = single_word(args, &keyword, &env).map_err(fail)?;
-                if !valid_signal(&signal) {
+                if crate::process::signal_number(&signal).is_none() {
                     return Err(fail(format!("Invalid signal: {signal}")));
                 }
                 config.stop_signal = Some(signal);
@@ -465,8 +465,9 @@ fn healthcheck(args: &str) -> Result<serde_json::Value, String> {
             }
             _ => return Err(format!("Unknown flag: {name}")),
         };
-        let nanos =
-            go_duration(value).ok_or_else(|| format!("time: invalid duration {value:?}"))?;
+        let nanos = parse_go_duration(value)
+            .map(|d| d.as_nanos() as i64)
+            .ok_or_else(|| format!("time: invalid duration {value:?}"))?;
         if nanos != 0 && nanos < 1_000_000 {
             return Err(format!("{key} \"--{name}\" cannot be less than 1ms"));
         }
@@ -493,56 +494,6 @@ fn healthcheck(args: &str) -> Result<serde_json::Value, String> {
     };
     check.insert("Test".into(), test.into());
     Ok(serde_json::Value::Object(check))
-}
-
-/// Go's `time.ParseDuration` for the units a health check uses: `1m30s`, `1.5s`, `500ms`.
-pub(crate) fn go_duration(s: &str) -> Option<i64> {
-    if s == "0" {
-        return Some(0);
-    }
-    let mut total = 0f64;
-    let mut rest = s;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let number_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let number: f64 = rest[..number_len].parse().ok()?;
-        rest = &rest[number_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "ns" => 1.0,
-            "us" | "µs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        rest = &rest[unit_len..];
-        total += number * scale;
-    }
-    Some(total.round() as i64)
-}
-
-/// A signal as `docker` takes it: a number, or a name with or without `SIG`.
-fn valid_signal(s: &str) -> bool {
-    if let Ok(n) = s.parse::<i32>() {
-        return (1..=64).contains(&n);
-    }
-    let upper = s.to_ascii_uppercase();
-    let name = if upper.starts_with("SIG") {
-        upper
-    } else {
-        format!("SIG{upper}")
-    };
-    nix::sys::signal::Signal::from_str(&name).is_ok()
-        || name.starts_with("SIGRTMIN")
-        || name.starts_with("SIGRTMAX")
 }
 
 /// Lexically cleans an absolute path (`/a/./b/../c` → `/a/c`).
@@ -675,9 +626,6 @@ mod tests {
         assert!(msg("HEALTHCHECK --bogus=1 CMD x").contains("Unknown flag: bogus"));
         assert!(msg("HEALTHCHECK RUN x").contains("Unknown type \"RUN\" in HEALTHCHECK (try CMD)"));
         assert!(msg("HEALTHCHECK CMD").contains("Missing command after HEALTHCHECK CMD"));
-        assert_eq!(go_duration("1h2m3.5s"), Some(3_723_500_000_000));
-        assert_eq!(go_duration("250ms"), Some(250_000_000));
-        assert_eq!(go_duration("5"), None);
     }
 
     #[test]

@@ -76,12 +76,39 @@ pub enum ImageError {
     #[error("Invalid filter '{filter}'")]
     InvalidFilter { filter: String },
 
+    /// `GET /images/{name}/json` for an image that is not there: dockerd names the request
+    /// and then the store's "No such image".
+    #[error("no such image: {name}")]
+    InspectNotFound {
+        name: String,
+        #[source]
+        source: Box<ImageError>,
+    },
+
+    /// `tag` without a repository.
+    #[error("repository name must have at least one component")]
+    EmptyRepository,
+
+    /// `import` of a URL: berth imports only what the client sends.
+    #[error(
+        "importing from a URL ({url}) is not supported: import a file, or - for standard input"
+    )]
+    ImportFromUrl { url: String },
+
+    /// `save --format` with a format berth does not write.
+    #[error("unknown archive format {format:?}: berth saves docker-archive or oci")]
+    UnknownSaveFormat { format: String },
+
+    /// `save` of no image at all.
+    #[error("no image names given")]
+    NothingToSave,
+
     /// Store data on disk that does not parse.
     #[error("image store data in {path:?} is corrupt: {reason}")]
     Corrupt { path: PathBuf, reason: String },
 
     /// A file-system operation of the store failed.
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Io {
         context: String,
         #[source]
@@ -109,7 +136,12 @@ impl ImageError {
             | Self::LayerDigest { .. }
             | Self::UnsupportedCompression { .. }
             | Self::Change { .. }
-            | Self::InvalidFilter { .. } => ErrorKind::InvalidArgument,
+            | Self::InvalidFilter { .. }
+            | Self::EmptyRepository
+            | Self::ImportFromUrl { .. }
+            | Self::UnknownSaveFormat { .. }
+            | Self::NothingToSave => ErrorKind::InvalidArgument,
+            Self::InspectNotFound { source, .. } => source.kind(),
             Self::DeleteConflict { .. } | Self::ReferenceInUse { .. } => ErrorKind::Conflict,
             Self::Unpack { source } => source.kind(),
             Self::Corrupt { .. } | Self::Io { .. } => ErrorKind::Internal,

@@ -53,7 +53,7 @@ impl ImageStore {
     pub(crate) fn remove_meta(&self, id: &str) {
         if let Err(e) = std::fs::remove_file(self.meta_path(id)) {
             if e.kind() != io::ErrorKind::NotFound {
-                tracing::warn!(image = id, error = %e, "cannot remove image metadata");
+                tracing::warn!(image = id, error = %crate::error::Chain(&e), "cannot remove image metadata");
             }
         }
     }

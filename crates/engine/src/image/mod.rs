@@ -86,6 +86,40 @@ pub struct LoadedImage {
     pub tags: Vec<String>,
 }
 
+impl LoadedImage {
+    /// What `docker load` prints for the image, as dockerd's progress messages: a line per
+    /// tag (`Loaded image: busybox:latest`), or its ID when it has none.
+    pub fn progress(&self) -> Vec<api_types::ProgressMessage> {
+        let lines = if self.tags.is_empty() {
+            vec![format!("Loaded image ID: {}\n", self.id)]
+        } else {
+            self.tags
+                .iter()
+                .map(|t| format!("Loaded image: {t}\n"))
+                .collect()
+        };
+        lines
+            .into_iter()
+            .map(|line| api_types::ProgressMessage {
+                stream: Some(line),
+                ..Default::default()
+            })
+            .collect()
+    }
+}
+
+/// Checks where an import's root file system comes from: `-` (the client's stream) is the
+/// only source berth imports from.
+pub fn check_import_source(source: &str) -> Result<(), ImageError> {
+    if source == "-" {
+        Ok(())
+    } else {
+        Err(ImageError::ImportFromUrl {
+            url: source.to_string(),
+        })
+    }
+}
+
 /// How `import` makes an image of a root file system.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImportOptions {
@@ -440,7 +474,7 @@ impl ImageStore {
         let mut stuck = Vec::new();
         for target in crate::rootfs::mounts_under(&tmp) {
             if let Err(e) = crate::rootfs::unmount(&target) {
-                tracing::warn!(target = %target.display(), error = %e, "cannot unmount leftover build scratch");
+                tracing::warn!(target = %target.display(), error = %crate::error::Chain(&e), "cannot unmount leftover build scratch");
                 stuck.push(target);
             }
         }
@@ -456,7 +490,7 @@ impl ImageStore {
                 _ => std::fs::remove_file(&path),
             };
             if let Err(e) = r {
-                tracing::warn!(path = %path.display(), error = %e, "cannot remove leftover scratch data");
+                tracing::warn!(path = %path.display(), error = %crate::error::Chain(&e), "cannot remove leftover scratch data");
             }
         }
         Ok(())
@@ -467,7 +501,7 @@ impl ImageStore {
     fn layers_in_use(&self) -> Option<HashSet<String>> {
         let ids = self
             .image_ids()
-            .map_err(|e| tracing::warn!(error = %e, "cannot list images; keeping every layer"))
+            .map_err(|e| tracing::warn!(error = %crate::error::Chain(&e), "cannot list images; keeping every layer"))
             .ok()?;
         let mut used = HashSet::new();
         for id in ids {
@@ -475,7 +509,7 @@ impl ImageStore {
                 Ok(Some(config)) => used.extend(config.rootfs.diff_ids),
                 Ok(None) => {}
                 Err(e) => {
-                    tracing::warn!(image = %id, error = %e, "unreadable image config; keeping every layer");
+                    tracing::warn!(image = %id, error = %crate::error::Chain(&e), "unreadable image config; keeping every layer");
                     return None;
                 }
             }

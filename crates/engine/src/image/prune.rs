@@ -31,7 +31,7 @@ pub fn parse_until(text: &str, now: i64) -> Option<i64> {
     if let Ok(t) = chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S") {
         return Some(t.and_utc().timestamp());
     }
-    super::changes::go_duration(text).map(|nanos| now - nanos / 1_000_000_000)
+    api_types::duration::parse_go_duration(text).map(|d| now - d.as_secs() as i64)
 }
 
 /// Whether labels match every `label=` filter and no `label!=` one.
@@ -103,13 +103,17 @@ impl ImageStore {
             if refs.is_empty() {
                 match self.remove_with(&id, false, true, users) {
                     Ok(items) => deleted.extend(items),
-                    Err(e) => tracing::debug!(image = %id, error = %e, "not pruned"),
+                    Err(e) => {
+                        tracing::debug!(image = %id, error = %crate::error::Chain(&e), "not pruned")
+                    }
                 }
             } else {
                 for r in refs {
                     match self.remove_with(&r.familiar_string(), false, true, users) {
                         Ok(items) => deleted.extend(items),
-                        Err(e) => tracing::debug!(image = %id, error = %e, "not pruned"),
+                        Err(e) => {
+                            tracing::debug!(image = %id, error = %crate::error::Chain(&e), "not pruned")
+                        }
                     }
                 }
             }

@@ -190,10 +190,14 @@ impl ImageStore {
             match self.layers.get(diff_id) {
                 Ok(Some(layer)) => match self.layers.remove(&layer) {
                     Ok(()) => records.push(ImageDeleteItem::Deleted(chain_id)),
-                    Err(e) => tracing::warn!(layer = %diff_id, error = %e, "cannot delete layer"),
+                    Err(e) => {
+                        tracing::warn!(layer = %diff_id, error = %crate::error::Chain(&e), "cannot delete layer")
+                    }
                 },
                 Ok(None) => {}
-                Err(e) => tracing::warn!(layer = %diff_id, error = %e, "cannot find layer"),
+                Err(e) => {
+                    tracing::warn!(layer = %diff_id, error = %crate::error::Chain(&e), "cannot find layer")
+                }
             }
         }
         Ok(())

@@ -31,12 +31,12 @@ pub enum SaveFormat {
 }
 
 impl SaveFormat {
-    /// Reads the names `berth save --format` takes.
-    pub fn parse(s: &str) -> Option<Self> {
+    /// Reads the names `berth save --format` takes (empty: docker's archive).
+    pub fn parse(s: &str) -> Result<Self, ImageError> {
         match s {
-            "" | "docker" | "docker-archive" => Some(Self::Docker),
-            "oci" | "oci-archive" => Some(Self::Oci),
-            _ => None,
+            "" | "docker" | "docker-archive" => Ok(Self::Docker),
+            "oci" | "oci-archive" => Ok(Self::Oci),
+            _ => Err(ImageError::UnknownSaveFormat { format: s.into() }),
         }
     }
 }

@@ -57,7 +57,7 @@ const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
 #[derive(Debug, thiserror::Error)]
 pub enum UnpackError {
     /// The stream is not a readable tar archive.
-    #[error("invalid layer tar: {source}")]
+    #[error("invalid layer tar")]
     Archive {
         #[source]
         source: io::Error,
@@ -78,7 +78,7 @@ pub enum UnpackError {
     #[error("layer entry {path:?} has an unsupported type ({kind})")]
     Unsupported { path: String, kind: String },
     /// A file-system call failed while writing the entry.
-    #[error("cannot unpack layer entry {path:?}: {source}")]
+    #[error("cannot unpack layer entry {path:?}")]
     Io {
         path: String,
         #[source]

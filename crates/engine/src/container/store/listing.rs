@@ -254,7 +254,7 @@ impl ContainerStore {
                 Seen::NoRecord => without_record.push(id.clone()),
                 Seen::Unreadable(e) => {
                     stale = true;
-                    tracing::warn!(id, error = %e, "skipping a container whose state cannot be read");
+                    tracing::warn!(id, error = %crate::error::Chain(&e), "skipping a container whose state cannot be read");
                 }
                 Seen::NeedsLock(stamp) => {
                     // The full way, under its lock, then whatever it became.

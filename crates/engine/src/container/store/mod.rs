@@ -204,7 +204,7 @@ impl ContainerStore {
                     Ok(None) => unfinished.push(id),
                     // Kept for inspection: never delete what might be data.
                     Err(e) => {
-                        tracing::error!(id, error = %e, "skipping a container whose state cannot be read")
+                        tracing::error!(id, error = %crate::error::Chain(&e), "skipping a container whose state cannot be read")
                     }
                 }
             }
@@ -347,7 +347,7 @@ impl ContainerStore {
             self.names
                 .unlink(name.trim_start_matches('/'), &container.id);
             if let Err(e) = crate::fsutil::remove_tree(&container.dir) {
-                tracing::warn!(id = %container.id, error = %e, "cannot remove an unfinished container");
+                tracing::warn!(id = %container.id, error = %crate::error::Chain(&e), "cannot remove an unfinished container");
             }
             return Err(e);
         }
@@ -587,7 +587,7 @@ impl ContainerStore {
                 Ok(Some(c)) => out.push(c),
                 Ok(None) => without_record.push(id),
                 Err(e) => {
-                    tracing::warn!(id, error = %e, "skipping a container whose state cannot be read")
+                    tracing::warn!(id, error = %crate::error::Chain(&e), "skipping a container whose state cannot be read")
                 }
             }
         }
@@ -623,7 +623,7 @@ impl ContainerStore {
                 .try_for_each(|m| self.kernel.unmount(m))
                 .map_err(|e| io::Error::other(e.to_string()));
             if let Err(e) = unmounted.and_then(|()| crate::fsutil::remove_tree(&dir)) {
-                tracing::warn!(dir = %dir.display(), error = %e, "left an unfinished container's directory in place");
+                tracing::warn!(dir = %dir.display(), error = %crate::error::Chain(&e), "left an unfinished container's directory in place");
             }
         }
     }
