@@ -76,7 +76,9 @@ fn kind_of(kind: engine::ErrorKind) -> ErrorKind {
         engine::ErrorKind::NotFound => ErrorKind::NotFound,
         engine::ErrorKind::Conflict => ErrorKind::Conflict,
         engine::ErrorKind::InvalidArgument => ErrorKind::InvalidParameter,
-        engine::ErrorKind::NotModified | engine::ErrorKind::Internal => ErrorKind::Other,
+        engine::ErrorKind::NotModified
+        | engine::ErrorKind::Unauthorized
+        | engine::ErrorKind::Internal => ErrorKind::Other,
     }
 }
 

@@ -8,6 +8,7 @@ pub mod caller;
 pub mod cgroups;
 pub mod config;
 pub mod container;
+pub mod distribution;
 pub mod engine;
 pub mod error;
 pub mod events;

@@ -4,7 +4,13 @@
 //! ```text
 //! layers/<short>/diff/        the unpacked layer, an overlayfs lowerdir
 //! layers/<short>/layer.json   {"diff_id": "sha256:…", "size": N}
+//! layers/<short>/layer.tar    the layer's tar as it came (loaded, imported), byte for byte
+//! layers/<short>/blob         or its compressed blob as a registry served it (pulled)
+//! layers/<short>/distribution.json  that blob's digest and the repositories that have it
 //! ```
+//!
+//! The original bytes are kept because a push must send exactly the tar the diff ID was taken
+//! of (dockerd keeps tar-split metadata to rebuild it; berth keeps the bytes).
 //!
 //! `<short>` is the first 12 hex digits of the diff ID, longer only if another layer already
 //! holds that prefix, so that a `lowerdir=` option with many layers stays within the page
@@ -25,6 +31,21 @@ use crate::fsutil::{read_json, write_json_atomic};
 /// Lengths of the directory name tried in turn, the first free one wins.
 const NAME_LENGTHS: [usize; 6] = [12, 16, 24, 32, 48, 64];
 const META_FILE: &str = "layer.json";
+/// The uncompressed tar of a loaded or imported layer.
+pub(crate) const TAR_FILE: &str = "layer.tar";
+/// The compressed blob of a pulled (or pushed) layer.
+pub(crate) const BLOB_FILE: &str = "blob";
+
+/// What of a new layer's original bytes to keep for a later push.
+pub(crate) enum Keep<'a> {
+    /// The uncompressed tar, written as it is unpacked.
+    Tar,
+    /// A downloaded blob file, moved in with its distribution metadata.
+    Blob {
+        file: &'a Path,
+        meta: &'a super::distmeta::DistMeta,
+    },
+}
 
 /// An unpacked layer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,6 +118,16 @@ impl LayerStore {
         blob: &mut dyn Read,
         expected: Option<&str>,
     ) -> Result<Layer, ImageError> {
+        self.create_keeping(blob, expected, Keep::Tar)
+    }
+
+    /// [`LayerStore::create`], keeping the original bytes as `keep` says.
+    pub(crate) fn create_keeping(
+        &self,
+        blob: &mut dyn Read,
+        expected: Option<&str>,
+        keep: Keep<'_>,
+    ) -> Result<Layer, ImageError> {
         if let Some(expected) = expected {
             self.hex(expected)?;
         }
@@ -105,7 +136,20 @@ impl LayerStore {
         std::fs::create_dir(&diff)
             .map_err(|e| ImageError::io(format!("cannot create {}", diff.display()), e))?;
 
-        let mut tar = DigestReader::new(decompressed(blob)?);
+        let content = decompressed(blob)?;
+        let content: Box<dyn Read + '_> = match keep {
+            Keep::Tar => {
+                let path = work.path().join(TAR_FILE);
+                let file = std::fs::File::create(&path)
+                    .map_err(|e| ImageError::io(format!("cannot create {}", path.display()), e))?;
+                Box::new(Tee {
+                    inner: content,
+                    out: io::BufWriter::with_capacity(256 * 1024, file),
+                })
+            }
+            Keep::Blob { .. } => content,
+        };
+        let mut tar = DigestReader::new(content);
         let stats = unpack_layer(&mut tar, &diff)?;
         let diff_id = tar
             .finish()
@@ -126,6 +170,12 @@ impl LayerStore {
         let meta_path = work.path().join(META_FILE);
         write_json_atomic(&meta_path, &meta)
             .map_err(|e| ImageError::io(format!("cannot write {}", meta_path.display()), e))?;
+        if let Keep::Blob { file, meta } = keep {
+            let kept = work.path().join(BLOB_FILE);
+            std::fs::rename(file, &kept)
+                .map_err(|e| ImageError::io(format!("cannot keep {}", file.display()), e))?;
+            meta.save(work.path())?;
+        }
         sync_filesystem(work.path())?;
 
         let hex = self.hex(&diff_id)?.to_string();
@@ -193,6 +243,25 @@ impl LayerStore {
             id: diff_id.to_string(),
             reason: "a layer diff ID must be sha256:<64 hex digits>".to_string(),
         })
+    }
+}
+
+/// A reader that writes what it reads to `out` too; the copy is flushed when the reader
+/// reaches the end.
+struct Tee<R, W: io::Write> {
+    inner: R,
+    out: W,
+}
+
+impl<R: Read, W: io::Write> Read for Tee<R, W> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n == 0 {
+            self.out.flush()?;
+        } else {
+            self.out.write_all(&buf[..n])?;
+        }
+        Ok(n)
     }
 }
 

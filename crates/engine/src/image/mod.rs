@@ -10,7 +10,8 @@
 //! repositories.json        the tag index (one JSON file, written atomically)
 //! configs/<hex>.json       image configs, byte for byte; sha256(file) = <hex> = the image ID
 //! layers/<short>/diff/     an unpacked layer, an overlayfs lowerdir (see `layers`)
-//! layers/<short>/layer.json  its diff ID and size
+//! layers/<short>/layer.json  its diff ID and size; its original bytes beside (see `layers`)
+//! locks/<hex>.lock         held while a pull unpacks that layer, so it is unpacked once
 //! tmp/                     spooled archives and layers being unpacked; emptied on open
 //! ```
 //!
@@ -30,13 +31,18 @@ mod blob;
 mod busybox_tests;
 mod changes;
 mod config;
+mod distmeta;
 mod error;
 mod import;
 mod inspect;
 mod layers;
 mod list;
 mod load;
+pub mod progress;
+pub mod pull;
+pub mod push;
 pub mod reference;
+pub mod registry;
 mod remove;
 mod tag;
 mod tag_index;
@@ -50,6 +56,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 pub use error::ImageError;
+pub use progress::Progress;
+pub use pull::{PullOutcome, PullRequest};
+pub use push::{PushRequest, Pushed};
 pub use reference::{Reference, ReferenceError};
 pub use unpack::{unpack_layer, UnpackError, UnpackStats};
 
