@@ -12,7 +12,7 @@ use engine::Engine;
 
 use crate::error::ApiError;
 use crate::handlers::exec;
-use crate::handlers::{archive, containers, images, observe, streams, system};
+use crate::handlers::{archive, containers, distribution, images, observe, streams, system};
 
 /// The routes, as `(method, path)` pairs, for the OpenAPI consistency test.
 pub const ROUTES: &[(&str, &str)] = &[
@@ -55,6 +55,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/images/{name}/json"),
     ("post", "/images/{name}/tag"),
     ("delete", "/images/{name}"),
+    ("post", "/images/{name}/push"),
+    ("get", "/distribution/{name}/json"),
+    ("post", "/auth"),
 ];
 
 /// The whole API: routes plus version prefix handling and Docker's common headers.
@@ -106,6 +109,8 @@ pub fn app(engine: Arc<Engine>) -> Router {
                 .post(images::post_by_name)
                 .delete(images::remove),
         )
+        .route("/distribution/{*rest}", get(distribution::inspect))
+        .route("/auth", post(distribution::auth))
         .fallback(not_found)
         .with_state(engine);
     // Wrapping the router (not `Router::layer`) runs the version rewrite before routing.

@@ -52,11 +52,20 @@ async fn every_documented_route_reaches_a_handler() {
     let engine = engine::Engine::open(config, false).await.unwrap();
     let app = berthd::app(engine);
     for (method, path) in documented() {
+        // A distribution lookup goes to the image's registry: a loopback port that refuses.
+        let image = if path.starts_with("/distribution/") {
+            "127.0.0.1:9/nosuchimage:v1"
+        } else {
+            "nosuchimage:v1"
+        };
         let concrete = path
             .replace("{id}", "nosuchcontainer")
-            .replace("{name}", "nosuchimage:v1");
+            .replace("{name}", image);
         if method == "get" && path == "/events" {
             continue; // streams until the client goes
+        }
+        if method == "post" && path == "/auth" {
+            continue; // an empty body logs in to Docker Hub, off this machine
         }
         for prefix in ["", "/v1.41", "/v1.24"] {
             let req = Request::builder()

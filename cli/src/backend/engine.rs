@@ -21,6 +21,7 @@ use api_types::{
 };
 use bytes::Bytes;
 use engine::container::{ListOptions, LogChunk, LogOptions, LogStream};
+use engine::image::ImageError;
 use engine::{Caller, Engine, EngineConfig, EngineError};
 use tokio::sync::mpsc;
 use tokio_util::io::{StreamReader, SyncIoBridge};
@@ -29,8 +30,8 @@ use super::http::CLIENT_API_VERSION;
 use super::{
     AttachOptions, AttachStream, Backend, BackendError, ByteReader, ContainerListOptions, CopyFrom,
     CopyToOptions, ErrorKind, EventStream, EventsOptions, ImageListOptions, ImportOptions,
-    ImportSource, Inspected, LogsOptions, PingInfo, ProgressStream, RemoveOptions, Result,
-    StatsStream, WaitCondition, WaitHandle,
+    ImportSource, Inspected, LogsOptions, PingInfo, ProgressStream, PullOptions, PushOptions,
+    RemoveOptions, Result, StatsStream, WaitCondition, WaitHandle,
 };
 
 /// The engine, opened in this process on a data root shared with other daemonless commands.
@@ -42,8 +43,13 @@ pub struct EngineBackend {
 impl EngineBackend {
     /// Opens the engine on `data_root` and `exec_root`. Fails, naming the daemon, if a
     /// berthd owns the data root.
-    pub async fn open(data_root: &Path, exec_root: &Path) -> Result<Self> {
-        let config = EngineConfig::new(data_root, exec_root);
+    pub async fn open(
+        data_root: &Path,
+        exec_root: &Path,
+        insecure_registries: &[String],
+    ) -> Result<Self> {
+        let mut config = EngineConfig::new(data_root, exec_root);
+        config.registry.insecure = insecure_registries.to_vec();
         let engine = Engine::open_daemonless(config)
             .await
             .map_err(|e| BackendError::Protocol {
@@ -54,6 +60,59 @@ impl EngineBackend {
             caller: Caller::current(),
         })
     }
+}
+
+/// Runs an engine operation that reports progress, as berthd answers one: its error if it
+/// fails before its first message, else the messages, ending with an error message if it
+/// fails later.
+async fn progress_of<F, Fut>(op: F) -> Result<ProgressStream>
+where
+    F: FnOnce(engine::image::Progress) -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<(), EngineError>> + Send + 'static,
+{
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let task = tokio::spawn(op(engine::image::Progress::new(tx)));
+    let Some(first) = rx.recv().await else {
+        task.await
+            .map_err(|e| BackendError::Protocol {
+                message: format!("the operation failed: {e}"),
+            })?
+            .map_err(refused)?;
+        return Ok(Box::pin(futures_util::stream::empty()));
+    };
+    let rest = futures_util::stream::unfold(Some((rx, task)), |state| async move {
+        let (mut rx, task) = state?;
+        match rx.recv().await {
+            Some(msg) => Some((Ok(msg), Some((rx, task)))),
+            None => match task.await {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => {
+                    let message = error_chain(&e);
+                    Some((
+                        Ok(ProgressMessage {
+                            error: Some(message.clone()),
+                            error_detail: Some(api_types::ErrorDetail {
+                                message,
+                                code: None,
+                            }),
+                            ..Default::default()
+                        }),
+                        None,
+                    ))
+                }
+                Err(e) => Some((
+                    Err(BackendError::Protocol {
+                        message: format!("the operation failed: {e}"),
+                    }),
+                    None,
+                )),
+            },
+        }
+    });
+    use futures_util::StreamExt;
+    Ok(Box::pin(
+        futures_util::stream::once(async move { Ok(first) }).chain(rest),
+    ))
 }
 
 /// An error and its sources as one line, as berthd words its error responses.
@@ -440,13 +499,78 @@ impl Backend for EngineBackend {
     }
 
     async fn pull_image(&self, repository: &str, tag: &str) -> Result<ProgressStream> {
-        let tag = if tag.is_empty() { "latest" } else { tag };
-        Err(BackendError::Daemon {
-            kind: ErrorKind::NotFound,
-            message: format!(
-                "pull access denied for {repository}:{tag}: berth cannot pull images from registries yet; load it with `berth load` or `docker load`"
-            ),
+        self.pull(&PullOptions {
+            repository: repository.to_string(),
+            tag: tag.to_string(),
+            ..Default::default()
         })
+        .await
+    }
+
+    async fn pull(&self, opts: &PullOptions) -> Result<ProgressStream> {
+        use engine::image::reference::Reference;
+        let bad_ref =
+            |e: engine::image::ReferenceError| refused(EngineError::from(ImageError::from(e)));
+        let mut reference = Reference::parse_normalized(&opts.repository).map_err(bad_ref)?;
+        if !opts.tag.is_empty() {
+            reference = if opts.tag.starts_with("sha256:") {
+                Reference::parse_normalized(&format!("{}@{}", reference.name(), opts.tag))
+                    .map_err(bad_ref)?
+            } else {
+                reference.with_tag(&opts.tag).map_err(bad_ref)?
+            };
+        }
+        let platform = match opts.platform.as_str() {
+            "" => None,
+            p => Some(
+                engine::image::registry::manifest::PlatformSpec::parse(p)
+                    .map_err(|e| refused(e.into()))?,
+            ),
+        };
+        let request = engine::image::PullRequest {
+            reference: reference.with_default_tag(),
+            platform,
+            auth: opts.auth.clone(),
+        };
+        let engine = self.engine.clone();
+        let caller = self.caller;
+        progress_of(move |progress| async move {
+            engine
+                .pull_image(&caller, request, progress)
+                .await
+                .map(|_| ())
+        })
+        .await
+    }
+
+    async fn push_image(&self, opts: &PushOptions) -> Result<ProgressStream> {
+        use engine::image::reference::Reference;
+        let bad_ref =
+            |e: engine::image::ReferenceError| refused(EngineError::from(ImageError::from(e)));
+        let mut reference = Reference::parse_normalized(&opts.repository).map_err(bad_ref)?;
+        if !opts.tag.is_empty() {
+            reference = reference.with_tag(&opts.tag).map_err(bad_ref)?;
+        }
+        let request = engine::image::PushRequest {
+            reference,
+            auth: opts.auth.clone(),
+        };
+        let engine = self.engine.clone();
+        let caller = self.caller;
+        progress_of(move |progress| async move {
+            engine
+                .push_image(&caller, request, progress)
+                .await
+                .map(|_| ())
+        })
+        .await
+    }
+
+    async fn login(&self, auth: &api_types::AuthConfig) -> Result<api_types::AuthResponse> {
+        self.engine
+            .login(&self.caller, auth.clone())
+            .await
+            .map_err(refused)
     }
 
     async fn load_images(&self, input: ByteReader, _quiet: bool) -> Result<ProgressStream> {
@@ -717,15 +841,15 @@ mod tests {
             let _daemon =
                 engine::lock::RootLock::daemon(&data, "/run/test.sock", std::time::Duration::ZERO)
                     .unwrap();
-            let e = EngineBackend::open(&data, &exec).await.err().unwrap();
+            let e = EngineBackend::open(&data, &exec, &[]).await.err().unwrap();
             assert!(
                 e.to_string().contains("is owned by berthd (pid ")
                     && e.to_string().contains("unix:///run/test.sock"),
                 "{e}"
             );
         }
-        let a = EngineBackend::open(&data, &exec).await.unwrap();
-        let b = EngineBackend::open(&data, &exec).await.unwrap();
+        let a = EngineBackend::open(&data, &exec, &[]).await.unwrap();
+        let b = EngineBackend::open(&data, &exec, &[]).await.unwrap();
         a.engine
             .events()
             .emit(&a.caller, "container", "create", "abc", Default::default());

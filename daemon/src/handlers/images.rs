@@ -72,22 +72,17 @@ pub async fn load(
     Ok(progress_lines(&msgs))
 }
 
-/// `POST /images/create`: `fromSrc=-` imports the body as a root file system; `fromImage`
-/// (pulling from a registry) is not available in berth yet.
+/// `POST /images/create`: `fromImage` pulls from a registry; `fromSrc=-` imports the body
+/// as a root file system.
 pub async fn create(
     State(engine): State<Arc<Engine>>,
     CallerId(caller): CallerId,
+    headers: axum::http::HeaderMap,
     params: Params,
     body: Body,
 ) -> Result<Response, ApiError> {
-    if let Some(image) = params.get("fromImage") {
-        let tag = params
-            .get("tag")
-            .filter(|t| !t.is_empty())
-            .unwrap_or("latest");
-        return Err(ApiError::not_found(format!(
-            "pull access denied for {image}:{tag}: berth cannot pull images from registries yet; load it with `berth load` or `docker load`"
-        )));
+    if params.get("fromImage").is_some() {
+        return super::distribution::pull(engine, caller, &params, &headers).await;
     }
     let Some(src) = params.get("fromSrc") else {
         return Err(ApiError::bad_request("fromImage or fromSrc is required"));
@@ -141,13 +136,17 @@ pub async fn get_by_name(
     Ok(Json(inspect).into_response())
 }
 
-/// `POST /images/{name}/tag?repo=&tag=`.
+/// `POST /images/{name}/tag?repo=&tag=`, `POST /images/{name}/push?tag=`.
 pub async fn post_by_name(
     State(engine): State<Arc<Engine>>,
     CallerId(caller): CallerId,
     Path(rest): Path<String>,
+    headers: axum::http::HeaderMap,
     params: Params,
 ) -> Result<Response, ApiError> {
+    if let Some(name) = rest.strip_suffix("/push") {
+        return super::distribution::push(engine, caller, name, &params, &headers).await;
+    }
     let Some(name) = rest.strip_suffix("/tag") else {
         return Err(ApiError::not_found("page not found"));
     };

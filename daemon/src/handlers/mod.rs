@@ -2,6 +2,7 @@
 
 pub mod archive;
 pub mod containers;
+pub mod distribution;
 pub mod exec;
 pub mod images;
 pub mod observe;

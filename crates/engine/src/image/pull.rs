@@ -204,6 +204,16 @@ impl ImageStore {
         let work = ScratchDir::new(&self.tmp_dir(), "pull")?;
         let repository = format!("{}/{}", image.reference.domain(), image.reference.path());
 
+        // An image the store has whole: nothing to say about its layers (as dockerd).
+        let id = super::blob::sha256_digest(&image.config);
+        let mut whole = self.config_path(&id).exists();
+        for diff_id in &image.diff_ids {
+            whole = whole && self.layers.get(diff_id)?.is_some();
+        }
+        if whole {
+            return self.publish_pulled(image);
+        }
+
         // What the store has; what must be fetched (each blob once).
         let mut needed: Vec<usize> = Vec::new();
         for (i, (desc, diff_id)) in image.layers.iter().zip(&image.diff_ids).enumerate() {
