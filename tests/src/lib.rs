@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 pub mod pty;
+pub mod registry;
 
 /// The directory holding the workspace's built binaries (`target/debug`).
 pub fn bin_dir() -> PathBuf {
@@ -106,6 +107,8 @@ pub struct Daemon {
     child: Option<Child>,
     pub runtime: String,
     pub mode: Mode,
+    /// Environment given to berthd and to daemonless commands.
+    pub env: Vec<(String, String)>,
 }
 
 impl Daemon {
@@ -125,7 +128,17 @@ impl Daemon {
         Self::start_as(mode, "berth")
     }
 
+    /// [`Daemon::start_in`] with environment variables for berthd and daemonless commands
+    /// (`BERTH_REGISTRY_TIMEOUT=2`, say).
+    pub fn start_in_env(mode: Mode, env: &[(&str, &str)]) -> Self {
+        Self::start_full(mode, "berth", env)
+    }
+
     fn start_as(mode: Mode, runtime: &str) -> Self {
+        Self::start_full(mode, runtime, &[])
+    }
+
+    fn start_full(mode: Mode, runtime: &str, env: &[(&str, &str)]) -> Self {
         let root = tempfile::Builder::new()
             .prefix("berth-e2e-")
             .tempdir()
@@ -137,6 +150,10 @@ impl Daemon {
             child: None,
             runtime: runtime.to_string(),
             mode,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         if mode == Mode::Daemon {
             d.spawn();
@@ -182,6 +199,7 @@ impl Daemon {
             .arg("--pidfile")
             .arg(self.root.path().join("berthd.pid"))
             .args(["--default-runtime", &self.runtime, "--log-level", "debug"])
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
             .stderr(log)
@@ -279,6 +297,7 @@ impl Daemon {
             .arg("--exec-root")
             .arg(self.exec_root())
             .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null());
         c
     }

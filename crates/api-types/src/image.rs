@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::container::null_default;
 use crate::ContainerConfig;
 
 /// One entry of `GET /images/json`.
@@ -107,21 +108,45 @@ pub struct ProgressDetail {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct AuthConfig {
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "null_default::deserialize"
+    )]
     pub username: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "null_default::deserialize"
+    )]
     pub password: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "null_default::deserialize"
+    )]
     pub auth: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
+    #[serde(
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "null_default::deserialize"
+    )]
     pub email: String,
-    #[serde(rename = "serveraddress", skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "serveraddress",
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "null_default::deserialize"
+    )]
     pub server_address: String,
     /// A refresh token a token server gave at login, used instead of the password.
-    #[serde(rename = "identitytoken", skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "identitytoken",
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "null_default::deserialize"
+    )]
     pub identity_token: String,
     /// A bearer token sent to the registry as it is.
-    #[serde(rename = "registrytoken", skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "registrytoken",
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "null_default::deserialize"
+    )]
     pub registry_token: String,
 }
 

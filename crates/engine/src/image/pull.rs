@@ -200,7 +200,7 @@ impl ImageStore {
         progress: &Progress,
         runtime: &tokio::runtime::Handle,
     ) -> Result<PullOutcome, ImageError> {
-        let _gc = self.gc_shared()?;
+        let gc = self.gc_shared()?;
         let work = ScratchDir::new(&self.tmp_dir(), "pull")?;
         let repository = format!("{}/{}", image.reference.domain(), image.reference.path());
 
@@ -254,13 +254,18 @@ impl ImageStore {
             results.push((i, rx));
         }
 
+        let mut created = Vec::new();
         let outcome = (|| {
             for (i, rx) in results {
                 let path = rx.blocking_recv().map_err(|_| {
                     ImageError::io("a layer download stopped", io::Error::other("cancelled"))
                 })??;
                 let desc = &image.layers[i];
-                self.unpack_pulled(desc, &image.diff_ids[i], &path, &repository, progress)?;
+                if let Some(layer) =
+                    self.unpack_pulled(desc, &image.diff_ids[i], &path, &repository, progress)?
+                {
+                    created.push(layer);
+                }
             }
             self.publish_pulled(image)
         })();
@@ -273,9 +278,33 @@ impl ImageStore {
                     let _ = t.await;
                 }
             });
+            drop(work);
+            drop(gc);
+            self.forget_unused(created);
         }
-        drop(work);
         outcome
+    }
+
+    /// Deletes layers a failed pull unpacked, unless an image uses them by now (another pull
+    /// of the same layer that finished). Waits for pulls in flight (the gc lock).
+    fn forget_unused(&self, layers: Vec<super::layers::Layer>) {
+        if layers.is_empty() {
+            return;
+        }
+        let Ok(_gc) = self.gc_exclusive() else {
+            tracing::warn!("cannot lock the image store; unused layers stay until the next start");
+            return;
+        };
+        let Some(used) = self.layers_in_use() else {
+            return;
+        };
+        for layer in layers {
+            if !used.contains(&layer.diff_id) {
+                if let Err(e) = self.layers.remove(&layer) {
+                    tracing::warn!(layer = %layer.diff_id, error = %e, "cannot remove the layer of a failed pull");
+                }
+            }
+        }
     }
 
     /// Unpacks one downloaded layer (unless another pull got there first), keeping its blob.
@@ -286,7 +315,7 @@ impl ImageStore {
         blob: &Path,
         repository: &str,
         progress: &Progress,
-    ) -> Result<(), ImageError> {
+    ) -> Result<Option<super::layers::Layer>, ImageError> {
         let id = short_id(&desc.digest);
         let locks = self.root.join("locks");
         std::fs::create_dir_all(&locks)
@@ -301,6 +330,7 @@ impl ImageStore {
             crate::lock::wait_limit(),
         )
         .map_err(|e| ImageError::io("cannot lock a layer", io::Error::other(e)))?;
+        let mut created = None;
         if self.layers.get(diff_id)?.is_none() {
             let file = std::fs::File::open(blob)
                 .map_err(|e| ImageError::io(format!("cannot open {}", blob.display()), e))?;
@@ -319,17 +349,17 @@ impl ImageStore {
                 }),
                 repositories: vec![repository.to_string()],
             };
-            self.layers.create_keeping(
+            created = Some(self.layers.create_keeping(
                 &mut reader,
                 Some(diff_id),
                 Keep::Blob {
                     file: blob,
                     meta: &meta,
                 },
-            )?;
+            )?);
         }
         progress.layer(id, "Pull complete");
-        Ok(())
+        Ok(created)
     }
 
     /// Publishes a pulled image: its config, its tag (for a pull by tag) and its repository
