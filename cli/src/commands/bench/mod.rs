@@ -81,10 +81,12 @@ pub enum ScenarioId {
     DaemonKill,
     /// 50 containers started at once, `ps` while they run, one `rm -f` of them all
     Fifty,
+    /// Pull (cold), unpack and push of a 100 MB image against a loopback registry
+    Registry,
 }
 
 impl ScenarioId {
-    const ALL: [ScenarioId; 7] = [
+    const ALL: [ScenarioId; 8] = [
         ScenarioId::RunRm,
         ScenarioId::Exec,
         ScenarioId::Parallel,
@@ -92,6 +94,7 @@ impl ScenarioId {
         ScenarioId::Memory,
         ScenarioId::DaemonKill,
         ScenarioId::Fifty,
+        ScenarioId::Registry,
     ];
 }
 
@@ -176,6 +179,8 @@ impl Plan {
                     self.fifty_rounds
                         * (scenarios::fifty::RUNNING + 2 + self.warmup + self.listing_runs)
                 }
+                // Per round: rmi and pull; rmi, load, rmi; tag, two pushes, rmi.
+                ScenarioId::Registry => 9 * if self.latency_runs <= 15 { 3 } else { 5 },
             })
             .sum::<usize>();
         (per_engine * engines) as u64
@@ -381,6 +386,7 @@ fn run(args: BenchArgs, cancel: Cancel) -> Result<()> {
         progress: &progress,
     };
     let mut measured = Vec::new();
+    let lab_tmp = lab.tmp.clone();
     let outcome = (|| -> Result<()> {
         for s in &wanted {
             cancel.check()?;
@@ -393,6 +399,7 @@ fn run(args: BenchArgs, cancel: Cancel) -> Result<()> {
                 ScenarioId::Memory => scenarios::memory::run(&ctx, engines)?,
                 ScenarioId::DaemonKill => scenarios::daemon_kill::run(&ctx, engines)?,
                 ScenarioId::Fifty => scenarios::fifty::run(&ctx, engines)?,
+                ScenarioId::Registry => scenarios::registry::run(&ctx, engines, &lab_tmp)?,
             });
         }
         Ok(())
