@@ -45,6 +45,20 @@ impl Registry {
         Self::start_with(Some((user, password)))
     }
 
+    /// A registry that takes Bearer tokens from `tokens` (distribution's token auth).
+    pub fn start_token(tokens: &TokenServer) -> Self {
+        let auth = format!(
+            "auth:\n  token:\n    realm: http://{}/token\n    service: {TOKEN_SERVICE}\n    issuer: {TOKEN_ISSUER}\n    rootcertbundle: {}\n",
+            tokens.addr,
+            tokens.dir.path().join("cert.pem").display()
+        );
+        let dir = tempfile::Builder::new()
+            .prefix("berth-registry-")
+            .tempdir()
+            .unwrap();
+        Self::start_in(dir, auth)
+    }
+
     fn start_with(basic: Option<(&str, &str)>) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("berth-registry-")
@@ -67,6 +81,10 @@ impl Registry {
                 htpasswd.display()
             );
         }
+        Self::start_in(dir, auth)
+    }
+
+    fn start_in(dir: tempfile::TempDir, auth: String) -> Self {
         for _ in 0..5 {
             let port = free_port();
             let addr = format!("127.0.0.1:{port}");
@@ -176,6 +194,236 @@ impl Drop for Registry {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+const TOKEN_SERVICE: &str = "berth-test";
+const TOKEN_ISSUER: &str = "berth-test-issuer";
+
+/// A token server on loopback for a registry with token auth: it gives `user` (with the
+/// right password) every scope asked for, anyone else a token with no access, and a wrong
+/// password a 401. Tokens are JWTs signed (RS256, by `openssl`) with a self-signed key the
+/// registry trusts. Every request is logged (`scope=… account=…`).
+pub struct TokenServer {
+    pub addr: String,
+    dir: tempfile::TempDir,
+    stop: Arc<AtomicBool>,
+    pub log: Arc<Mutex<Vec<String>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TokenServer {
+    pub fn start(user: &str, password: &str) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("berth-tokens-")
+            .tempdir()
+            .unwrap();
+        let st = Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            ])
+            .args(["-subj", "/CN=berth-test-token"])
+            .arg("-keyout")
+            .arg(dir.path().join("key.pem"))
+            .arg("-out")
+            .arg(dir.path().join("cert.pem"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("openssl");
+        assert!(st.success(), "openssl could not make a key");
+        let der = Command::new("openssl")
+            .args(["x509", "-outform", "DER", "-in"])
+            .arg(dir.path().join("cert.pem"))
+            .output()
+            .unwrap()
+            .stdout;
+        use base64::Engine as _;
+        let x5c = base64::engine::general_purpose::STANDARD.encode(der);
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let stop = Arc::new(AtomicBool::new(false));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let key = dir.path().join("key.pem");
+        let expected = format!("{user}:{password}");
+        let thread = {
+            let stop = stop.clone();
+            let log = log.clone();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    match listener.accept() {
+                        Ok((conn, _)) => {
+                            let _ = serve_token(conn, &key, &x5c, &expected, &log);
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                    }
+                }
+            })
+        };
+        Self {
+            addr,
+            dir,
+            stop,
+            log,
+            thread: Some(thread),
+        }
+    }
+
+    /// The requests so far.
+    pub fn requests(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for TokenServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() => {
+                let h = std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("");
+                match u8::from_str_radix(h, 16) {
+                    Ok(v) => {
+                        out.push(v);
+                        i += 3;
+                        continue;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b'+' => out.push(b' '),
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn serve_token(
+    conn: TcpStream,
+    key: &Path,
+    x5c: &str,
+    expected: &str,
+    log: &Mutex<Vec<String>>,
+) -> std::io::Result<()> {
+    use base64::Engine as _;
+    let b64url = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    conn.set_nonblocking(false)?;
+    conn.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut reader = BufReader::new(conn.try_clone()?);
+    let mut out = conn;
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let target = line.split_whitespace().nth(1).unwrap_or("").to_string();
+    let mut basic = None;
+    loop {
+        let mut h = String::new();
+        reader.read_line(&mut h)?;
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            if k.eq_ignore_ascii_case("authorization") {
+                if let Some(b) = v.trim().strip_prefix("Basic ") {
+                    basic = base64::engine::general_purpose::STANDARD
+                        .decode(b)
+                        .ok()
+                        .map(|d| String::from_utf8_lossy(&d).into_owned());
+                }
+            }
+        }
+    }
+    let query = target.split_once('?').map(|(_, q)| q).unwrap_or("");
+    let mut scopes = Vec::new();
+    let mut service = String::new();
+    let mut account = String::new();
+    for pair in query.split('&') {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let v = percent_decode(v);
+        match k {
+            "scope" => scopes.extend(v.split(' ').map(str::to_string)),
+            "service" => service = v,
+            "account" => account = v,
+            _ => {}
+        }
+    }
+    log.lock()
+        .unwrap()
+        .push(format!("scope={} account={account}", scopes.join(" ")));
+    let reply = |out: &mut TcpStream, status: &str, body: &str| {
+        out.write_all(
+            format!(
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            )
+            .as_bytes(),
+        )
+    };
+    let granted = match &basic {
+        Some(creds) if creds == expected => true,
+        Some(_) => {
+            return reply(
+                &mut out,
+                "401 Unauthorized",
+                r#"{"errors":[{"code":"UNAUTHORIZED","message":"invalid username or password"}]}"#,
+            )
+        }
+        None => false,
+    };
+    let access: Vec<serde_json::Value> = if granted {
+        scopes
+            .iter()
+            .filter_map(|s| {
+                let mut parts = s.splitn(3, ':');
+                let (kind, name, actions) = (parts.next()?, parts.next()?, parts.next()?);
+                Some(serde_json::json!({"type": kind, "name": name, "actions": actions.split(',').collect::<Vec<_>>()}))
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let header = serde_json::json!({"typ": "JWT", "alg": "RS256", "x5c": [x5c]});
+    let claims = serde_json::json!({
+        "iss": TOKEN_ISSUER, "sub": account, "aud": service,
+        "exp": now + 300, "nbf": now - 10, "iat": now, "jti": format!("{now}-{}", scopes.len()),
+        "access": access,
+    });
+    let signing_input = format!(
+        "{}.{}",
+        b64url(header.to_string().as_bytes()),
+        b64url(claims.to_string().as_bytes())
+    );
+    let mut sign = Command::new("openssl")
+        .args(["dgst", "-sha256", "-sign"])
+        .arg(key)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    sign.stdin
+        .take()
+        .unwrap()
+        .write_all(signing_input.as_bytes())?;
+    let signature = sign.wait_with_output()?.stdout;
+    let token = format!("{signing_input}.{}", b64url(&signature));
+    let body =
+        serde_json::json!({"token": token, "access_token": token, "expires_in": 300}).to_string();
+    reply(&mut out, "200 OK", &body)
 }
 
 /// An HTTP answer read off a TCP connection.

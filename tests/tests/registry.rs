@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use berth_tests::registry::{count_entries, digest, FakeContent, FakeRegistry, Registry, Serve};
+use berth_tests::registry::{
+    count_entries, digest, FakeContent, FakeRegistry, Registry, Serve, TokenServer,
+};
 use berth_tests::{
     both_modes, busybox_archive, ok, repo_root, run_with_timeout, text, Daemon, Mode,
 };
@@ -253,6 +255,36 @@ both_modes! {
         assert!(out.contains(&format!("Removing login credentials for {}", reg.addr)), "{out}");
         let err = fails(&wait_cmd(berth_cfg(&d, &["pull", &name])));
         assert!(err.contains("unauthorized: authentication required"), "{err}");
+    }
+
+    fn token_auth_login_push_mount_pull(mode: Mode) {
+        let tokens = TokenServer::start("dave", "tok pw");
+        let reg = Registry::start_token(&tokens);
+        let d = Daemon::start_in(mode);
+        let name = format!("{}/tok:1", reg.addr);
+        ok(&d.berth(&["tag", "busybox", &name]));
+        let err = fails(&wait_cmd(berth_cfg(&d, &["pull", &name])));
+        assert!(err.contains("unauthorized: authentication required"), "{err}");
+        let err = fails(&wait_cmd(berth_cfg(&d, &["login", "-u", "dave", "-p", "wrong", &reg.addr])));
+        assert!(err.contains("401 Unauthorized"), "{err}");
+        let mut login = berth_cfg(&d, &["login", "-u", "dave", "--password-stdin", &reg.addr]);
+        login.stdin(Stdio::piped());
+        let out = berth_tests::with_input(login, b"tok pw\n");
+        assert!(text(&out.stdout).contains("Login Succeeded"), "{}", text(&out.stderr));
+
+        let out = ok(&wait_cmd(berth_cfg(&d, &["push", &name])));
+        assert!(out.contains(": Pushed"), "{out}");
+        // Another repository: the token must cover pulling from the first to mount from it.
+        let other = format!("{}/tok2:1", reg.addr);
+        ok(&d.berth(&["tag", &name, &other]));
+        let out = ok(&wait_cmd(berth_cfg(&d, &["push", &other])));
+        assert!(out.contains(": Mounted from tok"), "{out}");
+        ok(&d.berth(&["rmi", "busybox", &name, &other]));
+        ok(&wait_cmd(berth_cfg(&d, &["pull", &name])));
+        assert_eq!(ok(&d.berth(&["run", "--rm", &name, "echo", "token"])), "token\n");
+        let asked = tokens.requests();
+        assert!(asked.iter().any(|r| r.contains("repository:tok:pull,push") && r.ends_with("account=dave")), "{asked:?}");
+        assert!(asked.iter().any(|r| r.contains("repository:tok2:pull,push") && r.contains("repository:tok:pull")), "{asked:?}");
     }
 
     fn bad_references_are_refused(mode: Mode) {

@@ -247,8 +247,21 @@ fn http(
     Ok((status, out))
 }
 
-fn put_blob(reg: &BenchRegistry, repo: &str, body: &mut dyn Read, len: u64, digest: &str) -> Result<()> {
-    let (status, headers) = http(&reg.addr, "POST", &format!("/v2/{repo}/blobs/uploads/"), &[], &mut std::io::empty(), 0)?;
+fn put_blob(
+    reg: &BenchRegistry,
+    repo: &str,
+    body: &mut dyn Read,
+    len: u64,
+    digest: &str,
+) -> Result<()> {
+    let (status, headers) = http(
+        &reg.addr,
+        "POST",
+        &format!("/v2/{repo}/blobs/uploads/"),
+        &[],
+        &mut std::io::empty(),
+        0,
+    )?;
     if status != 202 {
         bail!("registry answered {status} to an upload");
     }
@@ -281,12 +294,21 @@ fn seed(reg: &BenchRegistry, image: &BenchImage) -> Result<()> {
         put_blob(reg, "bench", &mut std::fs::File::open(path)?, *size, digest)?;
     }
     let cd = format!("sha256:{}", hex::encode(Sha256::digest(&image.config)));
-    put_blob(reg, "bench", &mut &image.config[..], image.config.len() as u64, &cd)?;
+    put_blob(
+        reg,
+        "bench",
+        &mut &image.config[..],
+        image.config.len() as u64,
+        &cd,
+    )?;
     let (status, _) = http(
         &reg.addr,
         "PUT",
         "/v2/bench/manifests/1",
-        &[("Content-Type", "application/vnd.docker.distribution.manifest.v2+json")],
+        &[(
+            "Content-Type",
+            "application/vnd.docker.distribution.manifest.v2+json",
+        )],
         &mut &image.manifest[..],
         image.manifest.len() as u64,
     )?;
@@ -311,7 +333,8 @@ fn timed(mut cmd: Command) -> Result<Duration> {
 
 /// Returns the `registry` scenario.
 pub fn run(ctx: &Ctx, engines: &[Engine], tmp: &Path) -> Result<Vec<Scenario>> {
-    ctx.progress.phase("registry: making a 100 MB image in 5 layers");
+    ctx.progress
+        .phase("registry: making a 100 MB image in 5 layers");
     let dir = tmp.join("registry-bench");
     let outcome = measure(ctx, engines, &dir);
     let _ = std::fs::remove_dir_all(&dir);
@@ -391,7 +414,8 @@ fn measure(ctx: &Ctx, engines: &[Engine], dir: &Path) -> Result<Vec<Scenario>> {
         let t = e.run_ok(&["pull", &name])?.elapsed;
         Ok(ms(t))
     })?;
-    ctx.progress.phase("registry: unpack (load of the same gzip layers)");
+    ctx.progress
+        .phase("registry: unpack (load of the same gzip layers)");
     // The pulled image has the same layers: without it, every load unpacks them all.
     for e in engines {
         let _ = e.run(&["rmi", "-f", &name])?;
@@ -407,7 +431,8 @@ fn measure(ctx: &Ctx, engines: &[Engine], dir: &Path) -> Result<Vec<Scenario>> {
         let _ = e.run(&["pull", &name])?;
     }
 
-    ctx.progress.phase("registry: pushes to an empty registry, and again");
+    ctx.progress
+        .phase("registry: pushes to an empty registry, and again");
     let mut again: Vec<Series> = engines.iter().map(|_| Ok(Vec::new())).collect();
     let mut round = 0usize;
     let pushes = interleave(ctx, engines, &[], 0, rounds, |i, e, _| {
@@ -416,10 +441,7 @@ fn measure(ctx: &Ctx, engines: &[Engine], dir: &Path) -> Result<Vec<Scenario>> {
         let tag = format!("{}/pushed:1", target.addr);
         e.run_ok(&["tag", &name, &tag])?;
         let first = e.run_ok(&["push", &tag]);
-        let second = first
-            .as_ref()
-            .ok()
-            .map(|_| e.run_ok(&["push", &tag]));
+        let second = first.as_ref().ok().map(|_| e.run_ok(&["push", &tag]));
         let _ = e.run(&["rmi", &tag]);
         let first = first?;
         match second {
@@ -441,28 +463,60 @@ fn measure(ctx: &Ctx, engines: &[Engine], dir: &Path) -> Result<Vec<Scenario>> {
     }
 
     let ratio = |s: &Series| match s {
-        Ok(v) if !v.is_empty() => Cell::measured(stats::median(v) / curl_floor, v.iter().map(|x| x / curl_floor).collect()),
+        Ok(v) if !v.is_empty() => Cell::measured(
+            stats::median(v) / curl_floor,
+            v.iter().map(|x| x / curl_floor).collect(),
+        ),
         Ok(_) => Cell::unavailable("no samples"),
         Err(r) => Cell::unavailable(r.clone()),
     };
     let unpack_ratio = |s: &Series| match s {
-        Ok(v) if !v.is_empty() => Cell::measured(stats::median(v) / tar_floor, v.iter().map(|x| x / tar_floor).collect()),
+        Ok(v) if !v.is_empty() => Cell::measured(
+            stats::median(v) / tar_floor,
+            v.iter().map(|x| x / tar_floor).collect(),
+        ),
         Ok(_) => Cell::unavailable("no samples"),
         Err(r) => Cell::unavailable(r.clone()),
     };
     let rows = vec![
-        Row::new("pull", "pull, cold", "ms", Better::Lower)
-            .with(engines.iter().zip(&pulls).map(|(e, s)| (e.id, median_cell(s)))),
+        Row::new("pull", "pull, cold", "ms", Better::Lower).with(
+            engines
+                .iter()
+                .zip(&pulls)
+                .map(|(e, s)| (e.id, median_cell(s))),
+        ),
         Row::new("pull-floor", "pull ÷ curl floor", "×", Better::Lower)
             .with(engines.iter().zip(&pulls).map(|(e, s)| (e.id, ratio(s)))),
-        Row::new("unpack", "unpack (load of the gzip layers)", "MB/s", Better::Higher)
-            .with(engines.iter().zip(&loads).map(|(e, s)| (e.id, median_cell(s)))),
-        Row::new("unpack-floor", "unpack ÷ tar -xzf", "×", Better::Higher)
-            .with(engines.iter().zip(&loads).map(|(e, s)| (e.id, unpack_ratio(s)))),
-        Row::new("push", "push, empty registry", "ms", Better::Lower)
-            .with(engines.iter().zip(&pushes).map(|(e, s)| (e.id, median_cell(s)))),
-        Row::new("push-again", "push again (HEADs only)", "ms", Better::Lower)
-            .with(engines.iter().zip(&again).map(|(e, s)| (e.id, median_cell(s)))),
+        Row::new(
+            "unpack",
+            "unpack (load of the gzip layers)",
+            "MB/s",
+            Better::Higher,
+        )
+        .with(
+            engines
+                .iter()
+                .zip(&loads)
+                .map(|(e, s)| (e.id, median_cell(s))),
+        ),
+        Row::new("unpack-floor", "unpack ÷ tar -xzf", "×", Better::Higher).with(
+            engines
+                .iter()
+                .zip(&loads)
+                .map(|(e, s)| (e.id, unpack_ratio(s))),
+        ),
+        Row::new("push", "push, empty registry", "ms", Better::Lower).with(
+            engines
+                .iter()
+                .zip(&pushes)
+                .map(|(e, s)| (e.id, median_cell(s))),
+        ),
+        Row::new("push-again", "push again (HEADs only)", "ms", Better::Lower).with(
+            engines
+                .iter()
+                .zip(&again)
+                .map(|(e, s)| (e.id, median_cell(s))),
+        ),
     ];
     Ok(vec![Scenario {
         id: "registry".into(),
