@@ -558,3 +558,38 @@ fn a_full_disk_during_unpack_leaves_nothing_behind() {
     let index = std::fs::read_to_string(image.join("repositories.json")).unwrap_or_default();
     assert!(!index.contains("big"), "{index}");
 }
+
+#[test]
+fn insecure_registries_are_a_daemonless_flag_too() {
+    let d = Daemon::start_in(Mode::Daemonless);
+    let out = ok(&d.berth(&[
+        "--insecure-registry",
+        "10.0.0.0/8",
+        "--insecure-registry",
+        "registry.example:5000",
+        "info",
+        "--format",
+        "{{json .RegistryConfig}}",
+    ]));
+    let config: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        config["InsecureRegistryCIDRs"],
+        serde_json::json!(["127.0.0.0/8", "10.0.0.0/8"])
+    );
+    assert_eq!(
+        config["IndexConfigs"]["registry.example:5000"]["Secure"],
+        false
+    );
+    // Through berthd its own --insecure-registry decides: the CLI flag is refused.
+    let mut c = Command::new(berth_tests::bin_dir().join("berth"));
+    c.args(["--insecure-registry", "x", "info"])
+        .env_remove("BERTH_DAEMONLESS")
+        .stdin(Stdio::null());
+    let out = run_with_timeout(c, Duration::from_secs(30));
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("--daemonless"),
+        "{}",
+        text(&out.stderr)
+    );
+}

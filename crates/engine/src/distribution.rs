@@ -195,6 +195,34 @@ pub fn registry_domain(server_address: &str) -> String {
     }
 }
 
+/// `RegistryConfig` of `GET /info`, as dockerd shows its insecure registries: loopback and
+/// the CIDRs given, and an index entry per insecure name.
+pub fn registry_config(settings: &registry::RegistrySettings) -> serde_json::Value {
+    let mut cidrs = vec!["127.0.0.0/8".to_string()];
+    let mut indexes = serde_json::Map::new();
+    indexes.insert(
+        DEFAULT_DOMAIN.to_string(),
+        serde_json::json!({"Name": DEFAULT_DOMAIN, "Mirrors": [], "Secure": true, "Official": true}),
+    );
+    for entry in &settings.insecure {
+        if entry.contains('/') {
+            cidrs.push(entry.clone());
+        } else {
+            indexes.insert(
+                entry.clone(),
+                serde_json::json!({"Name": entry, "Mirrors": [], "Secure": false, "Official": false}),
+            );
+        }
+    }
+    serde_json::json!({
+        "AllowNondistributableArtifactsCIDRs": [],
+        "AllowNondistributableArtifactsHostnames": [],
+        "InsecureRegistryCIDRs": cidrs,
+        "IndexConfigs": indexes,
+        "Mirrors": [],
+    })
+}
+
 impl From<RegistryError> for EngineError {
     fn from(e: RegistryError) -> Self {
         EngineError::Image(ImageError::from(e))
