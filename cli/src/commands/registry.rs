@@ -392,7 +392,12 @@ impl View {
             }
             View::Bars { multi, bars } => {
                 let Some(id) = id else {
-                    let _ = multi.println(status);
+                    // A line of its own, below the layers' (as docker draws it).
+                    let line = multi.add(ProgressBar::new(0));
+                    line.set_style(
+                        ProgressStyle::with_template("{msg}").expect("a valid template"),
+                    );
+                    line.finish_with_message(status.clone());
                     return Ok(());
                 };
                 let bar = bars.entry(id.to_string()).or_insert_with(|| {
