@@ -88,7 +88,10 @@ async fn every_documented_route_reaches_a_handler() {
                 "{method} {prefix}{concrete} is documented but not routed"
             );
             assert!(
-                status.as_u16() < 500 || path == "/images/load",
+                // An unreachable registry is dockerd's 500 too.
+                status.as_u16() < 500
+                    || path == "/images/load"
+                    || path.starts_with("/distribution/"),
                 "{method} {prefix}{concrete}: {status} {body:?}"
             );
         }

@@ -442,8 +442,11 @@ async fn download(
             Ok(()) => break,
             Err(e) if e.is_transient() && attempt < settings.attempts => {
                 tracing::warn!(layer = %desc.digest, attempt, offset = state.have, error = %e, "layer download interrupted; resuming");
-                progress.bar(id, "Retrying", state.have, state.throttle.total);
-                tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
+                // dockerd waits 5, 10, 15 s; a resumed download loses less, so less.
+                let wait = u64::from(attempt);
+                let unit = if wait == 1 { "second" } else { "seconds" };
+                progress.layer(id, &format!("Retrying in {wait} {unit}"));
+                tokio::time::sleep(Duration::from_secs(wait)).await;
             }
             Err(e) if e.is_transient() => {
                 return Err(RegistryError::LayerDownload {
