@@ -10,7 +10,7 @@ use berth_tests::{bin_dir, is_root, mounts_under, run_with_timeout, text};
 use serde_json::Value;
 
 /// The scenario ids every full or quick run reports.
-const SCENARIOS: [&str; 9] = [
+const SCENARIOS: [&str; 10] = [
     "run-rm",
     "cpu",
     "exec",
@@ -20,6 +20,7 @@ const SCENARIOS: [&str; 9] = [
     "memory",
     "daemon-kill",
     "fifty",
+    "registry",
 ];
 
 fn bench_cmd(args: &[&str]) -> Command {
@@ -170,6 +171,17 @@ fn check_json(results: &Value) {
     assert_eq!(row_ids("ps"), ["n10", "n100"]);
     assert_eq!(row_ids("inspect"), ["n10", "n100"]);
     assert_eq!(row_ids("fifty"), ["start", "ps", "rm"]);
+    assert_eq!(
+        row_ids("registry"),
+        [
+            "pull",
+            "pull-floor",
+            "unpack",
+            "unpack-floor",
+            "push",
+            "push-again"
+        ]
+    );
     // berthd, the baseline, is measured in every scenario it has.
     let p50 = &scenario("run-rm")["rows"][0]["cells"]["berthd"];
     assert_eq!(p50["status"], "measured", "{p50}");

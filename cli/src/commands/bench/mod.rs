@@ -81,7 +81,8 @@ pub enum ScenarioId {
     DaemonKill,
     /// 50 containers started at once, `ps` while they run, one `rm -f` of them all
     Fifty,
-    /// Pull (cold), unpack and push of a 100 MB image against a loopback registry
+    /// Pull (cold), unpack and push of a 100 MB image against a loopback registry (10 MB
+    /// with --quick)
     Registry,
 }
 
@@ -180,7 +181,7 @@ impl Plan {
                         * (scenarios::fifty::RUNNING + 2 + self.warmup + self.listing_runs)
                 }
                 // Per round: rmi and pull; rmi, load, rmi; tag, two pushes, rmi.
-                ScenarioId::Registry => 9 * if self.latency_runs <= 15 { 3 } else { 5 },
+                ScenarioId::Registry => 9 * if self.latency_runs <= 15 { 2 } else { 5 } + 2,
             })
             .sum::<usize>();
         (per_engine * engines) as u64

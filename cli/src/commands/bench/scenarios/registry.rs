@@ -21,7 +21,9 @@ use crate::commands::bench::results::{Better, Cell, Row, Scenario};
 use crate::commands::bench::stats;
 
 const LAYERS: usize = 5;
+/// Bytes of each layer's file: 5 × 20 MiB, about 100 MB of image; 5 × 2 MiB with `--quick`.
 const LAYER_BYTES: usize = 20 << 20;
+const QUICK_LAYER_BYTES: usize = 2 << 20;
 
 /// A `docker-registry serve` the bench started; stopped (by its pid) and its storage removed
 /// when dropped.
@@ -93,8 +95,8 @@ struct BenchImage {
 }
 
 /// A pseudo-random tar layer that compresses as text does (about 3:4).
-fn make_layer(n: usize, dir: &Path) -> Result<(PathBuf, String, u64)> {
-    let mut content = vec![0u8; LAYER_BYTES];
+fn make_layer(n: usize, dir: &Path, bytes: usize) -> Result<(PathBuf, String, u64)> {
+    let mut content = vec![0u8; bytes];
     let mut x: u64 = 0x2545_f491_4f6c_dd1d ^ (n as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/\n ";
     for chunk in content.chunks_mut(8) {
@@ -105,7 +107,7 @@ fn make_layer(n: usize, dir: &Path) -> Result<(PathBuf, String, u64)> {
             *b = ALPHABET[((x >> (i * 8)) as usize) % ALPHABET.len()];
         }
     }
-    let mut tar = tar::Builder::new(Vec::with_capacity(LAYER_BYTES + 4096));
+    let mut tar = tar::Builder::new(Vec::with_capacity(bytes + 4096));
     let mut h = tar::Header::new_gnu();
     h.set_size(content.len() as u64);
     h.set_mode(0o644);
@@ -142,12 +144,12 @@ fn file_digest(path: &Path) -> Result<(String, u64)> {
     Ok((format!("sha256:{}", hex::encode(h.finalize())), size))
 }
 
-fn build_image(dir: &Path) -> Result<BenchImage> {
+fn build_image(dir: &Path, layer_bytes: usize) -> Result<BenchImage> {
     std::fs::create_dir_all(dir)?;
     let mut layers = Vec::new();
     let mut diff_ids = Vec::new();
     for n in 0..LAYERS {
-        let (gz_path, diff_id, raw) = make_layer(n, dir)?;
+        let (gz_path, diff_id, raw) = make_layer(n, dir, layer_bytes)?;
         let (digest, size) = file_digest(&gz_path)?;
         layers.push((gz_path, digest, size, raw));
         diff_ids.push(diff_id);
@@ -342,7 +344,13 @@ pub fn run(ctx: &Ctx, engines: &[Engine], tmp: &Path) -> Result<Vec<Scenario>> {
 }
 
 fn measure(ctx: &Ctx, engines: &[Engine], dir: &Path) -> Result<Vec<Scenario>> {
-    let rounds = if ctx.plan.latency_runs <= 15 { 3 } else { 5 };
+    let quick = ctx.plan.latency_runs <= 15;
+    let rounds = if quick { 2 } else { 5 };
+    let layer_bytes = if quick {
+        QUICK_LAYER_BYTES
+    } else {
+        LAYER_BYTES
+    };
     let unavailable = |reason: String| -> Vec<Scenario> {
         let row = |id: &str, label: &str, unit: &str, better| {
             Row::new(id, label, unit, better).with(
@@ -363,7 +371,7 @@ fn measure(ctx: &Ctx, engines: &[Engine], dir: &Path) -> Result<Vec<Scenario>> {
             ],
         }]
     };
-    let image = match build_image(&dir.join("image")) {
+    let image = match build_image(&dir.join("image"), layer_bytes) {
         Ok(i) => i,
         Err(e) => return Ok(unavailable(format!("cannot make the image: {e:#}"))),
     };

@@ -37,7 +37,7 @@ pub use error::RegistryError;
 use error::{errcode_message, go_method, transport_reason};
 
 /// Docker Hub's registry, where `docker.io` names go.
-const DOCKER_HUB_REGISTRY: &str = "registry-1.docker.io";
+const DOCKER_HUB_REGISTRY: &str = "https://registry-1.docker.io";
 /// The largest manifest or config read into memory.
 const MAX_DOCUMENT: usize = 16 << 20;
 
@@ -57,6 +57,10 @@ pub struct RegistrySettings {
     pub concurrent_downloads: usize,
     /// How many layers upload at once (dockerd's `max-concurrent-uploads`, 5).
     pub concurrent_uploads: usize,
+    /// Where `docker.io` names are pulled from and pushed to: Docker Hub's registry, or
+    /// `BERTH_REGISTRY_HUB` (`scheme://host[:port]`: a mirror, or for tests a loopback
+    /// address, so that nothing reaches off the machine).
+    pub hub: String,
 }
 
 impl Default for RegistrySettings {
@@ -67,6 +71,7 @@ impl Default for RegistrySettings {
             attempts: 5,
             concurrent_downloads: 3,
             concurrent_uploads: 5,
+            hub: DOCKER_HUB_REGISTRY.to_string(),
         }
     }
 }
@@ -89,6 +94,17 @@ impl RegistrySettings {
             .filter(|n| *n > 0)
         {
             s.attempts = n;
+        }
+        if let Ok(hub) = std::env::var("BERTH_REGISTRY_HUB") {
+            let hub = hub.trim().trim_end_matches('/');
+            if hub.starts_with("http://") || hub.starts_with("https://") {
+                s.hub = hub.to_string();
+            } else if !hub.is_empty() {
+                tracing::warn!(
+                    value = hub,
+                    "ignoring BERTH_REGISTRY_HUB: not http:// or https://"
+                );
+            }
         }
         s
     }
@@ -113,17 +129,15 @@ impl RegistrySettings {
 
     /// The `scheme://host[:port]` a reference's domain is served at.
     pub fn base_url(&self, domain: &str) -> String {
-        let host = if domain == crate::image::reference::DEFAULT_DOMAIN {
-            DOCKER_HUB_REGISTRY
-        } else {
-            domain
-        };
+        if domain == crate::image::reference::DEFAULT_DOMAIN {
+            return self.hub.clone();
+        }
         let scheme = if self.is_insecure(domain) {
             "http"
         } else {
             "https"
         };
-        format!("{scheme}://{host}")
+        format!("{scheme}://{domain}")
     }
 }
 
@@ -829,6 +843,8 @@ mod tests {
         assert_eq!(s.base_url("127.0.0.1:5000"), "http://127.0.0.1:5000");
         assert_eq!(s.base_url("docker.io"), "https://registry-1.docker.io");
         assert_eq!(s.base_url("ghcr.io"), "https://ghcr.io");
+        s.hub = "http://127.0.0.1:9".into();
+        assert_eq!(s.base_url("docker.io"), "http://127.0.0.1:9");
         assert_eq!(url_encode("sha256:ab/c d"), "sha256%3Aab%2Fc%20d");
     }
 }
