@@ -48,6 +48,14 @@ struct Cli {
     /// With --daemonless: root of run-time state (berthd's --exec-root)
     #[arg(long, value_name = "string", requires = "daemonless")]
     exec_root: Option<PathBuf>,
+    /// With --daemonless: a registry to reach over plain HTTP (berthd's --insecure-registry);
+    /// repeatable
+    #[arg(
+        long = "insecure-registry",
+        value_name = "host[:port]|CIDR",
+        requires = "daemonless"
+    )]
+    insecure_registries: Vec<String>,
     /// Print version information and quit
     #[arg(short = 'v', long = "version", action = ArgAction::SetTrue)]
     version: bool,
@@ -111,7 +119,8 @@ fn run(cli: Cli) -> i32 {
             let exec_root = cli
                 .exec_root
                 .unwrap_or_else(|| PathBuf::from(engine::config::DEFAULT_EXEC_ROOT));
-            let backend = EngineBackend::open(&data_root, &exec_root).await?;
+            let backend =
+                EngineBackend::open(&data_root, &exec_root, &cli.insecure_registries).await?;
             return commands::execute(&backend, command).await;
         }
         let backend = HttpBackend::new(&cli.host)?;

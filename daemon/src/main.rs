@@ -36,6 +36,10 @@ struct Args {
     /// Default OCI runtime for containers: `berth` (built in) or `runc`.
     #[arg(long, default_value = "berth")]
     default_runtime: String,
+    /// A registry to reach over plain HTTP (`host[:port]`, or a CIDR its address is in);
+    /// repeatable. Loopback registries (`localhost`, 127.0.0.0/8, ::1) always are.
+    #[arg(long = "insecure-registry", value_name = "host[:port]|CIDR")]
+    insecure_registries: Vec<String>,
 }
 
 fn main() -> Result<()> {
@@ -84,6 +88,7 @@ async fn serve(args: Args) -> Result<()> {
 
     let mut config = EngineConfig::new(&args.data_root, &args.exec_root);
     config.default_runtime = args.default_runtime.clone();
+    config.registry.insecure = args.insecure_registries.clone();
     if config.runtime_binary(&config.default_runtime).is_none() {
         bail!("unknown default runtime {:?}", config.default_runtime);
     }

@@ -16,7 +16,9 @@ use axum::Router;
 use engine::Engine;
 
 use crate::error::ApiError;
-use crate::handlers::{archive, build, containers, exec, images, observe, streams, system, upload};
+use crate::handlers::{
+    archive, build, containers, distribution, exec, images, observe, streams, system, upload,
+};
 
 /// One route: a method on a path, written as `api-spec/openapi.json` writes it
 /// (`/containers/{id}/json`), and its handler.
@@ -92,6 +94,9 @@ pub fn routes() -> Vec<Route> {
         route(M::GET, "/system/df", system::df),
         route(M::POST, "/build/prune", system::build_prune),
         route(M::POST, "/build", build::build),
+        route(M::POST, "/images/{name}/push", images::push),
+        route(M::GET, "/distribution/{name}/json", distribution::inspect),
+        route(M::POST, "/auth", distribution::auth),
     ]
 }
 
@@ -154,7 +159,9 @@ async fn version_prefix(mut req: Request, next: Next) -> Response {
 /// handler's `Path` decodes it). A `DELETE` names the image with the whole rest of the
 /// path; other methods end with an action (`json`, `tag`). `None` when nothing changes.
 fn image_name_segment(method: &Method, path: &str) -> Option<String> {
-    let rest = path.strip_prefix("/images/")?;
+    let (prefix, rest) = ["/images/", "/distribution/"]
+        .into_iter()
+        .find_map(|p| Some((p, path.strip_prefix(p)?)))?;
     let (name, action) = if method == Method::DELETE {
         (rest, None)
     } else {
@@ -166,8 +173,8 @@ fn image_name_segment(method: &Method, path: &str) -> Option<String> {
     }
     let name = name.replace('/', "%2F");
     Some(match action {
-        Some(action) => format!("/images/{name}/{action}"),
-        None => format!("/images/{name}"),
+        Some(action) => format!("{prefix}{name}/{action}"),
+        None => format!("{prefix}{name}"),
     })
 }
 
@@ -205,6 +212,10 @@ mod tests {
         assert_eq!(
             seg(Method::POST, "/images/a/b/tag").as_deref(),
             Some("/images/a%2Fb/tag")
+        );
+        assert_eq!(
+            seg(Method::GET, "/distribution/127.0.0.1:5000/team/app/json").as_deref(),
+            Some("/distribution/127.0.0.1:5000%2Fteam%2Fapp/json")
         );
         for (m, p) in [
             (Method::GET, "/images/json"),

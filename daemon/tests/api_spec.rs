@@ -108,11 +108,20 @@ fn is_page_not_found(status: u16, body: &[u8]) -> bool {
 async fn every_documented_route_reaches_a_handler() {
     let (_dir, app) = app().await;
     for (method, path) in documented() {
+        // A distribution lookup goes to the image's registry: a loopback port that refuses.
+        let image = if path.starts_with("/distribution/") {
+            "127.0.0.1:9/team/nosuchimage:v1"
+        } else {
+            "localhost:5000/team/nosuchimage:v1"
+        };
         let concrete = path
             .replace("{id}", "nosuchcontainer")
-            .replace("{name}", "localhost:5000/team/nosuchimage:v1");
+            .replace("{name}", image);
         if method == "get" && path == "/events" {
             continue; // streams until the client goes
+        }
+        if method == "post" && path == "/auth" {
+            continue; // an empty body logs in to Docker Hub, off this machine
         }
         for prefix in ["", "/v1.41", "/v1.24", "/v1.30"] {
             let uri = format!("{prefix}{concrete}?until=1");
@@ -123,7 +132,7 @@ async fn every_documented_route_reaches_a_handler() {
                 "{method} {uri} is documented but not routed"
             );
             assert!(
-                status < 500 || path == "/images/load",
+                status < 500 || path == "/images/load" || path.starts_with("/distribution/"),
                 "{method} {uri}: {status} {}",
                 String::from_utf8_lossy(&body)
             );

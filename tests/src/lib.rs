@@ -39,6 +39,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 pub mod pty;
+pub mod registry;
 
 /// The directory holding the workspace's built binaries (`target/debug`).
 pub fn bin_dir() -> PathBuf {
@@ -95,6 +96,10 @@ pub fn busybox_archive() -> &'static Path {
     })
 }
 
+/// Where berthd and daemonless commands of the tests pull `docker.io` names from: the discard
+/// port on loopback, where nothing listens.
+pub const HUB_STANDIN: &str = "http://127.0.0.1:9";
+
 /// How a test reaches the engine: through berthd, or in-process with `berth --daemonless`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -138,6 +143,8 @@ pub struct Daemon {
     child: Option<Child>,
     pub runtime: String,
     pub mode: Mode,
+    /// Environment given to berthd and to daemonless commands.
+    pub env: Vec<(String, String)>,
 }
 
 impl Daemon {
@@ -157,7 +164,17 @@ impl Daemon {
         Self::start_as(mode, "berth")
     }
 
+    /// [`Daemon::start_in`] with environment variables for berthd and daemonless commands
+    /// (`BERTH_REGISTRY_TIMEOUT=2`, say).
+    pub fn start_in_env(mode: Mode, env: &[(&str, &str)]) -> Self {
+        Self::start_full(mode, "berth", env)
+    }
+
     fn start_as(mode: Mode, runtime: &str) -> Self {
+        Self::start_full(mode, runtime, &[])
+    }
+
+    fn start_full(mode: Mode, runtime: &str, env: &[(&str, &str)]) -> Self {
         require_root();
         let root = tempfile::Builder::new()
             .prefix("berth-e2e-")
@@ -170,6 +187,12 @@ impl Daemon {
             child: None,
             runtime: runtime.to_string(),
             mode,
+            // Docker Hub names go to a loopback port that refuses: no test reaches off
+            // the machine, and an image that is not there fails at once.
+            env: std::iter::once(&("BERTH_REGISTRY_HUB", HUB_STANDIN))
+                .chain(env)
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         if mode == Mode::Daemon {
             d.spawn();
@@ -215,6 +238,7 @@ impl Daemon {
             .arg("--pidfile")
             .arg(self.root.path().join("berthd.pid"))
             .args(["--default-runtime", &self.runtime, "--log-level", "debug"])
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
             .stderr(log)
@@ -312,6 +336,7 @@ impl Daemon {
             .arg("--exec-root")
             .arg(self.exec_root())
             .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null());
         c
     }

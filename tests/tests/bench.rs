@@ -14,7 +14,7 @@ use serde_json::Value;
 const FLOOR: [&str; 3] = ["berth-runtime", "runc", "unshare-chroot"];
 
 /// The scenario ids every full or quick run reports.
-const SCENARIOS: [&str; 10] = [
+const SCENARIOS: [&str; 11] = [
     "run-rm",
     "cpu",
     "exec",
@@ -25,6 +25,7 @@ const SCENARIOS: [&str; 10] = [
     "daemon-kill",
     "fifty",
     "build",
+    "registry",
 ];
 
 fn bench_cmd(args: &[&str]) -> Command {
@@ -183,6 +184,17 @@ fn check_json(results: &Value) {
     // Only the steps after the late COPY are rebuilt.
     let steps = &scenario("build")["rows"][3]["cells"]["berthd"];
     assert_eq!(steps["value"], 2.0, "{steps}");
+    assert_eq!(
+        row_ids("registry"),
+        [
+            "pull",
+            "pull-floor",
+            "unpack",
+            "unpack-floor",
+            "push",
+            "push-again"
+        ]
+    );
     // berthd, the baseline, is measured in every scenario it has.
     let p50 = &scenario("run-rm")["rows"][0]["cells"]["berthd"];
     assert_eq!(p50["status"], "measured", "{p50}");

@@ -33,6 +33,7 @@ fn legacy(d: &Daemon, args: &[&str]) -> std::process::Output {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn docker_cli_classic_builder_builds_caches_and_fails_like_dockerd() {
     let d = Daemon::start();
     let ctx = tempfile::tempdir().unwrap();
@@ -293,6 +294,7 @@ both_modes! {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn the_cache_outlives_berthd_and_is_shared_with_daemonless() {
     let mut d = Daemon::start();
     let ctx = tempfile::tempdir().unwrap();
@@ -339,6 +341,7 @@ fn tar_with(entries: &[(&str, tar::EntryType, &str, &[u8])]) -> Vec<u8> {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn contexts_that_lead_outside_are_refused_and_gzip_is_read() {
     let d = Daemon::start();
     let df: &[u8] = b"FROM busybox\nCOPY a /a\n";
@@ -393,6 +396,7 @@ fn contexts_that_lead_outside_are_refused_and_gzip_is_read() {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn config_instructions_and_onbuild_triggers() {
     let d = Daemon::start();
     let ctx = tempfile::tempdir().unwrap();

@@ -100,6 +100,7 @@ fn detach_events(d: &Daemon, container: &str, action: &str) -> usize {
 /// `exec` with the keys in the create body: the docker CLI's `DetachKeys` and docker-py's
 /// `detachKeys` (Go's JSON decoder, and so dockerd, matches names in any case).
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn exec_detaches_with_the_keys_of_its_create_body() {
     let d = Daemon::start();
     ok(&d.docker(&["run", "-d", "--name", "box", "busybox", "sleep", "600"]));
@@ -232,6 +233,7 @@ fn each_cli_and_keys(
 /// `exec -it` with `--detach-keys`, then with `detachKeys` in the config file: the docker
 /// CLI and berth.
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn exec_detaches_with_the_keys_of_the_flag_and_the_config_file() {
     let d = Daemon::start();
     ok(&d.docker(&["run", "-d", "--name", "box", "busybox", "sleep", "600"]));
@@ -249,6 +251,7 @@ fn exec_detaches_with_the_keys_of_the_flag_and_the_config_file() {
 
 /// docker-py takes the config file's `detachKeys` into the exec's body itself.
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn docker_py_exec_detaches_with_the_keys_of_the_config_file() {
     let d = Daemon::start();
     let python = repo_root().join("target/pyenv/bin/python");
@@ -273,6 +276,7 @@ fn docker_py_exec_detaches_with_the_keys_of_the_config_file() {
 
 /// `attach` with `detachKeys=` in the query, as raw API clients send it.
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn attach_detaches_with_the_keys_of_the_query() {
     let d = Daemon::start();
     ok(&d.docker(&["run", "-d", "-it", "--name", "sh1", "busybox", "sh"]));
@@ -332,6 +336,7 @@ fn attach_session_detaches(d: &Daemon, cmd: Command, typed: &[u8], what: &str) {
 /// `attach` with `--detach-keys` (sent as `detachKeys=`), then with `detachKeys` in the
 /// config file: the docker CLI and berth.
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn attach_detaches_with_the_keys_of_the_flag_and_the_config_file() {
     let d = Daemon::start();
     ok(&d.docker(&["run", "-d", "-it", "--name", "sh1", "busybox", "sh"]));

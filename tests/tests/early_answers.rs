@@ -32,6 +32,7 @@ fn post_big(d: &Daemon, method: &str, path: &str, size: usize) -> berth_tests::H
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn early_answers_take_the_whole_body_first() {
     let d = Daemon::start();
     let size = 16 << 20;
@@ -64,6 +65,7 @@ fn early_answers_take_the_whole_body_first() {
 /// (Before berthd read such bodies, about one try in three ended in "write: broken pipe":
 /// twenty tries miss that one time in thousands.)
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn the_docker_cli_reads_page_not_found() {
     let d = Daemon::start();
     let file = d.root.path().join("secret.txt");

@@ -10,6 +10,7 @@ fn image_id(d: &Daemon, name: &str) -> String {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn docker_save_then_load_gives_back_the_same_image() {
     let d = Daemon::start();
     let dir = tempfile::tempdir().unwrap();
@@ -146,6 +147,7 @@ both_modes! {
 }
 
 #[test]
+#[ignore = "needs root (run scripts/test.sh as root)"]
 fn docker_history_commit_prune_and_df() {
     let d = Daemon::start();
     let h = ok(&d.docker(&["history", "busybox"]));

@@ -23,15 +23,15 @@ use bytes::Bytes;
 use engine::container::LogChunk;
 use engine::image::{ImageError, LoadedImage};
 use engine::timestamp::parse_nanos;
-use engine::{Caller, Engine, EngineConfig, EngineError, ErrorKind};
+use engine::{Caller, Engine, EngineConfig, EngineError};
 use tokio::sync::mpsc;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use super::{
     AttachOptions, AttachStream, Backend, BackendError, BuildOptions, ByteReader, CommitOptions,
     ContainerListOptions, CopyFrom, CopyToOptions, EventStream, EventsOptions, ImageListOptions,
-    ImportOptions, ImportSource, Inspected, LogsRequest, PingInfo, ProgressStream, RemoveOptions,
-    Result, StatsStream, WaitCondition, WaitHandle,
+    ImportOptions, ImportSource, Inspected, LogsRequest, PingInfo, ProgressStream, PullOptions,
+    PushOptions, RemoveOptions, Result, StatsStream, WaitCondition, WaitHandle,
 };
 
 /// The engine, opened in this process on a data root shared with other daemonless commands.
@@ -43,8 +43,13 @@ pub struct EngineBackend {
 impl EngineBackend {
     /// Opens the engine on `data_root` and `exec_root`. Fails, naming the daemon, if a
     /// berthd owns the data root.
-    pub async fn open(data_root: &Path, exec_root: &Path) -> Result<Self> {
-        let config = EngineConfig::new(data_root, exec_root);
+    pub async fn open(
+        data_root: &Path,
+        exec_root: &Path,
+        insecure_registries: &[String],
+    ) -> Result<Self> {
+        let mut config = EngineConfig::new(data_root, exec_root);
+        config.registry.insecure = insecure_registries.to_vec();
         let engine = Engine::open_daemonless(config)
             .await
             .map_err(|e| BackendError::Protocol {
@@ -55,6 +60,59 @@ impl EngineBackend {
             caller: Caller::current(),
         })
     }
+}
+
+/// Runs an engine operation that reports progress, as berthd answers one: its error if it
+/// fails before its first message, else the messages, ending with an error message if it
+/// fails later.
+async fn progress_of<F, Fut>(op: F) -> Result<ProgressStream>
+where
+    F: FnOnce(engine::image::Progress) -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<(), EngineError>> + Send + 'static,
+{
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let task = tokio::spawn(op(engine::image::Progress::new(tx)));
+    let Some(first) = rx.recv().await else {
+        task.await
+            .map_err(|e| BackendError::Protocol {
+                message: format!("the operation failed: {e}"),
+            })?
+            .map_err(refused)?;
+        return Ok(Box::pin(futures_util::stream::empty()));
+    };
+    let rest = futures_util::stream::unfold(Some((rx, task)), |state| async move {
+        let (mut rx, task) = state?;
+        match rx.recv().await {
+            Some(msg) => Some((Ok(msg), Some((rx, task)))),
+            None => match task.await {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => {
+                    let message = engine::error::chain(&e);
+                    Some((
+                        Ok(ProgressMessage {
+                            error: Some(message.clone()),
+                            error_detail: Some(api_types::ErrorDetail {
+                                message,
+                                code: None,
+                            }),
+                            ..Default::default()
+                        }),
+                        None,
+                    ))
+                }
+                Err(e) => Some((
+                    Err(BackendError::Protocol {
+                        message: format!("the operation failed: {e}"),
+                    }),
+                    None,
+                )),
+            },
+        }
+    });
+    use futures_util::StreamExt;
+    Ok(Box::pin(
+        futures_util::stream::once(async move { Ok(first) }).chain(rest),
+    ))
 }
 
 /// An engine refusal as the backend error berthd's response would have become.
@@ -306,13 +364,53 @@ impl Backend for EngineBackend {
     }
 
     async fn pull_image(&self, repository: &str, tag: &str) -> Result<ProgressStream> {
-        let tag = if tag.is_empty() { "latest" } else { tag };
-        Err(BackendError::Daemon {
-            kind: ErrorKind::NotFound,
-            message: format!(
-                "pull access denied for {repository}:{tag}: berth cannot pull images from registries yet; load it with `berth load` or `docker load`"
-            ),
+        self.pull(&PullOptions {
+            repository: repository.to_string(),
+            tag: tag.to_string(),
+            ..Default::default()
         })
+        .await
+    }
+
+    async fn pull(&self, opts: &PullOptions) -> Result<ProgressStream> {
+        let request = engine::image::PullRequest::parse(
+            &opts.repository,
+            &opts.tag,
+            &opts.platform,
+            opts.auth.clone(),
+        )
+        .map_err(refused)?;
+        let engine = self.engine.clone();
+        let caller = self.caller;
+        progress_of(move |progress| async move {
+            engine
+                .pull_image(&caller, request, progress)
+                .await
+                .map(|_| ())
+        })
+        .await
+    }
+
+    async fn push_image(&self, opts: &PushOptions) -> Result<ProgressStream> {
+        let request =
+            engine::image::PushRequest::parse(&opts.repository, &opts.tag, opts.auth.clone())
+                .map_err(refused)?;
+        let engine = self.engine.clone();
+        let caller = self.caller;
+        progress_of(move |progress| async move {
+            engine
+                .push_image(&caller, request, progress)
+                .await
+                .map(|_| ())
+        })
+        .await
+    }
+
+    async fn login(&self, auth: &api_types::AuthConfig) -> Result<api_types::AuthResponse> {
+        self.engine
+            .login(&self.caller, auth.clone())
+            .await
+            .map_err(refused)
     }
 
     async fn load_images(&self, input: ByteReader, _quiet: bool) -> Result<ProgressStream> {
@@ -665,15 +763,15 @@ mod tests {
             let _daemon =
                 engine::lock::RootLock::daemon(&data, "/run/test.sock", std::time::Duration::ZERO)
                     .unwrap();
-            let e = EngineBackend::open(&data, &exec).await.err().unwrap();
+            let e = EngineBackend::open(&data, &exec, &[]).await.err().unwrap();
             assert!(
                 e.to_string().contains("is owned by berthd (pid ")
                     && e.to_string().contains("unix:///run/test.sock"),
                 "{e}"
             );
         }
-        let a = EngineBackend::open(&data, &exec).await.unwrap();
-        let b = EngineBackend::open(&data, &exec).await.unwrap();
+        let a = EngineBackend::open(&data, &exec, &[]).await.unwrap();
+        let b = EngineBackend::open(&data, &exec, &[]).await.unwrap();
         a.engine
             .events()
             .emit(&a.caller, "container", "create", "abc", Default::default());

@@ -38,7 +38,8 @@ use super::{
     AttachOptions, AttachStream, Backend, BackendError, BuildOptions, ByteReader, CommitOptions,
     ContainerListOptions, CopyFrom, CopyToOptions, ErrorKind, EventStream, EventsOptions,
     ImageListOptions, ImportOptions, ImportSource, Inspected, LogsRequest, PingInfo,
-    ProgressStream, RemoveOptions, Result, StatsStream, WaitCondition, WaitHandle,
+    ProgressStream, PullOptions, PushOptions, RemoveOptions, Result, StatsStream, WaitCondition,
+    WaitHandle,
 };
 
 /// The daemon address used when neither `-H` nor `BERTH_HOST` says otherwise.
@@ -442,6 +443,16 @@ pub fn json_stream<T: DeserializeOwned + Send + 'static>(
     )
 }
 
+/// `X-Registry-Auth`: the credentials as base64url JSON, as the docker CLI sends them
+/// (`e30=`, `{}`, for none).
+fn registry_auth_header(auth: &api_types::AuthConfig) -> Result<String> {
+    use base64::Engine as _;
+    let json = serde_json::to_vec(auth).map_err(|e| BackendError::Protocol {
+        message: format!("cannot encode the credentials: {e}"),
+    })?;
+    Ok(base64::engine::general_purpose::URL_SAFE.encode(json))
+}
+
 fn progress_stream(resp: Response<Incoming>) -> ProgressStream {
     Box::pin(json_stream::<ProgressMessage>(body_reader(resp)))
 }
@@ -754,17 +765,60 @@ impl Backend for HttpBackend {
     }
 
     async fn pull_image(&self, repository: &str, tag: &str) -> Result<ProgressStream> {
-        let query = Query::new().set("fromImage", repository).set("tag", tag);
+        self.pull(&PullOptions {
+            repository: repository.to_string(),
+            tag: tag.to_string(),
+            ..Default::default()
+        })
+        .await
+    }
+
+    async fn pull(&self, opts: &PullOptions) -> Result<ProgressStream> {
+        let mut query = Query::new()
+            .set("fromImage", &opts.repository)
+            .set("tag", &opts.tag);
+        if !opts.platform.is_empty() {
+            query = query.set("platform", &opts.platform);
+        }
+        let auth = registry_auth_header(&opts.auth)?;
         let resp = self
             .send(
                 Method::POST,
                 "/images/create",
                 query,
                 empty(),
-                &[("x-registry-auth", "e30=")],
+                &[("x-registry-auth", &auth)],
             )
             .await?;
         Ok(progress_stream(resp))
+    }
+
+    async fn push_image(&self, opts: &PushOptions) -> Result<ProgressStream> {
+        let query = Query::new().set("tag", &opts.tag);
+        let auth = registry_auth_header(&opts.auth)?;
+        let resp = self
+            .send(
+                Method::POST,
+                &format!("/images/{}/push", path_escape(&opts.repository)),
+                query,
+                empty(),
+                &[("x-registry-auth", &auth)],
+            )
+            .await?;
+        Ok(progress_stream(resp))
+    }
+
+    async fn login(&self, auth: &api_types::AuthConfig) -> Result<api_types::AuthResponse> {
+        let resp = self
+            .send(
+                Method::POST,
+                "/auth",
+                Query::new(),
+                json_body(auth)?,
+                &[("content-type", "application/json")],
+            )
+            .await?;
+        read_json(resp).await
     }
 
     async fn load_images(&self, input: ByteReader, quiet: bool) -> Result<ProgressStream> {

@@ -188,6 +188,30 @@ pub struct BuildOptions {
     pub platform: Option<String>,
 }
 
+/// What to pull and how.
+#[derive(Debug, Clone, Default)]
+pub struct PullOptions {
+    /// The repository, fully qualified (`docker.io/library/busybox`).
+    pub repository: String,
+    /// A tag or a digest (`sha256:…`).
+    pub tag: String,
+    /// `os/arch[/variant]`, or empty for the engine's own.
+    pub platform: String,
+    /// Credentials for the registry (empty for none).
+    pub auth: api_types::AuthConfig,
+}
+
+/// What to push.
+#[derive(Debug, Clone, Default)]
+pub struct PushOptions {
+    /// The repository, fully qualified.
+    pub repository: String,
+    /// The tag; empty pushes every tag of the repository.
+    pub tag: String,
+    /// Credentials for the registry (empty for none).
+    pub auth: api_types::AuthConfig,
+}
+
 /// Options of an events subscription.
 #[derive(Debug, Clone, Default)]
 pub struct EventsOptions {
@@ -305,6 +329,16 @@ pub trait Backend: Send + Sync {
         repository: &str,
         tag: &str,
     ) -> impl Future<Output = Result<ProgressStream>> + Send;
+    /// Pulls an image as [`PullOptions`] say.
+    fn pull(&self, opts: &PullOptions) -> impl Future<Output = Result<ProgressStream>> + Send;
+    /// Pushes an image's tag (or every tag of a repository).
+    fn push_image(&self, opts: &PushOptions)
+        -> impl Future<Output = Result<ProgressStream>> + Send;
+    /// Checks credentials against a registry (`login`).
+    fn login(
+        &self,
+        auth: &api_types::AuthConfig,
+    ) -> impl Future<Output = Result<api_types::AuthResponse>> + Send;
     fn load_images(
         &self,
         input: ByteReader,

@@ -5,8 +5,7 @@ use clap::Args;
 use serde_json::{json, Value};
 
 use super::ps::{local_time_string, parse_filters};
-use super::run::show_progress;
-use crate::backend::{Backend, ImageListOptions};
+use crate::backend::{Backend, ImageListOptions, PullOptions};
 use crate::exit::StatusError;
 use crate::format::{short_id, RowFormat};
 use crate::reference::ImageRef;
@@ -226,6 +225,12 @@ pub async fn rmi<B: Backend>(backend: &B, args: RmiArgs) -> anyhow::Result<()> {
 /// Download an image from a registry
 #[derive(Args, Debug, Clone)]
 pub struct PullArgs {
+    /// Download all tagged images in the repository
+    #[arg(short = 'a', long = "all-tags")]
+    pub all_tags: bool,
+    /// Set platform if server is multi-platform capable
+    #[arg(long, value_name = "string", env = "DOCKER_DEFAULT_PLATFORM")]
+    pub platform: Option<String>,
     /// Suppress verbose output
     #[arg(short = 'q', long)]
     pub quiet: bool,
@@ -236,6 +241,9 @@ pub struct PullArgs {
 /// `berth pull`.
 pub async fn pull<B: Backend>(backend: &B, args: PullArgs) -> anyhow::Result<()> {
     let r = ImageRef::parse(&args.image).map_err(anyhow::Error::msg)?;
+    if args.all_tags {
+        anyhow::bail!("berth cannot pull --all-tags: pull the tags one by one");
+    }
     if r.tag.is_none() && r.digest.is_none() && !args.quiet {
         println!("Using default tag: latest");
     }
@@ -243,12 +251,14 @@ pub async fn pull<B: Backend>(backend: &B, args: PullArgs) -> anyhow::Result<()>
         .digest
         .clone()
         .unwrap_or_else(|| r.tag_or_latest().to_string());
-    let progress = backend.pull_image(&r.full_name(), &tag).await?;
-    if args.quiet {
-        show_progress(progress, &mut std::io::sink()).await?;
-    } else {
-        show_progress(progress, &mut std::io::stdout()).await?;
-    }
+    let opts = PullOptions {
+        repository: r.full_name(),
+        tag,
+        platform: args.platform.clone().unwrap_or_default(),
+        auth: super::registry::credentials_for(&r.domain)?,
+    };
+    let progress = backend.pull(&opts).await?;
+    super::registry::show_transfer(progress, args.quiet).await?;
     let mut full = r.full_name();
     match &r.digest {
         Some(d) => full = format!("{full}@{d}"),

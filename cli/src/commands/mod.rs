@@ -19,6 +19,7 @@ pub mod load;
 pub mod logs;
 pub mod prune;
 pub mod ps;
+pub mod registry;
 pub mod run;
 pub mod save;
 pub mod stats;
@@ -81,6 +82,12 @@ pub enum Command {
     Images(images::ImagesArgs),
     /// Download an image from a registry
     Pull(images::PullArgs),
+    /// Upload an image to a registry
+    Push(registry::PushArgs),
+    /// Log in to a registry
+    Login(registry::LoginArgs),
+    /// Log out from a registry
+    Logout(registry::LogoutArgs),
     /// Load an image from a tar archive or STDIN
     Load(load::LoadArgs),
     /// Import the contents from a tarball to create a filesystem image
@@ -196,6 +203,8 @@ pub enum ImageCommand {
     Inspect(inspect::TypedInspectArgs),
     /// Download an image from a registry
     Pull(images::PullArgs),
+    /// Upload an image to a registry
+    Push(registry::PushArgs),
     /// Load an image from a tar archive or STDIN
     Load(load::LoadArgs),
     /// Import the contents from a tarball to create a filesystem image
@@ -258,6 +267,7 @@ impl Command {
                 ImageCommand::Rm(a) => Self::Rmi(a),
                 ImageCommand::Inspect(a) => Self::Inspect(a.with_kind("image")),
                 ImageCommand::Pull(a) => Self::Pull(a),
+                ImageCommand::Push(a) => Self::Push(a),
                 ImageCommand::Load(a) => Self::Load(a),
                 ImageCommand::Import(a) => Self::Import(a),
                 ImageCommand::Tag(a) => Self::Tag(a),
@@ -304,6 +314,9 @@ pub async fn execute<B: Backend>(backend: &B, command: Command) -> anyhow::Resul
         Command::Top(a) => top::top(backend, a).await,
         Command::Images(a) => images::images(backend, a).await,
         Command::Pull(a) => images::pull(backend, a).await,
+        Command::Push(a) => registry::push(backend, a).await,
+        Command::Login(a) => registry::login(backend, a).await,
+        Command::Logout(a) => registry::logout(a).await,
         Command::Load(a) => load::load(backend, a).await,
         Command::Import(a) => load::import(backend, a).await,
         Command::Tag(a) => images::tag(backend, a).await,

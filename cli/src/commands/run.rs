@@ -136,8 +136,15 @@ pub async fn show_progress(
         if let Some(e) = &msg.error {
             anyhow::bail!("{e}");
         }
+        // Without a terminal docker prints a pull's steps, not its byte counts.
+        let counted = msg
+            .progress_detail
+            .as_ref()
+            .is_some_and(|d| d.current.is_some());
         if let Some(stream) = &msg.stream {
             write!(out, "{stream}")?;
+        } else if counted {
+            continue;
         } else if let Some(status) = &msg.status {
             match &msg.id {
                 Some(id) if !id.is_empty() => writeln!(out, "{id}: {status}")?,

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::container::null_default;
 use crate::ContainerConfig;
 
 /// One entry of `GET /images/json`.
@@ -70,11 +71,17 @@ pub enum ImageDeleteItem {
     Deleted(String),
 }
 
-/// One message of a JSON progress stream (load, import, pull).
+/// One message of a JSON progress stream (load, import, pull, push).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct ProgressMessage {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
+    /// A layer's bytes done and in all (`{}` on the messages of a layer without a count).
+    #[serde(rename = "progressDetail", skip_serializing_if = "Option::is_none")]
+    pub progress_detail: Option<ProgressDetail>,
+    /// The progress bar dockerd draws for clients that print it as is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stream: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -85,6 +92,103 @@ pub struct ProgressMessage {
     pub error_detail: Option<ErrorDetail>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub aux: Option<serde_json::Value>,
+}
+
+/// `progressDetail` of a progress message.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ProgressDetail {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total: Option<i64>,
+}
+
+/// The body of `POST /auth` (`docker login`), and what `X-Registry-Auth` carries (base64url
+/// JSON) on pull and push.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct AuthConfig {
+    #[serde(
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "null_default::deserialize"
+    )]
+    pub username: String,
+    #[serde(
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "null_default::deserialize"
+    )]
+    pub password: String,
+    #[serde(
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "null_default::deserialize"
+    )]
+    pub auth: String,
+    #[serde(
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "null_default::deserialize"
+    )]
+    pub email: String,
+    #[serde(
+        rename = "serveraddress",
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "null_default::deserialize"
+    )]
+    pub server_address: String,
+    /// A refresh token a token server gave at login, used instead of the password.
+    #[serde(
+        rename = "identitytoken",
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "null_default::deserialize"
+    )]
+    pub identity_token: String,
+    /// A bearer token sent to the registry as it is.
+    #[serde(
+        rename = "registrytoken",
+        skip_serializing_if = "String::is_empty",
+        deserialize_with = "null_default::deserialize"
+    )]
+    pub registry_token: String,
+}
+
+/// The answer to `POST /auth`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct AuthResponse {
+    pub status: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub identity_token: String,
+}
+
+/// `GET /distribution/{name}/json`: what a registry says an image reference is.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct DistributionInspect {
+    pub descriptor: Descriptor,
+    pub platforms: Vec<OciPlatform>,
+}
+
+/// An OCI content descriptor, as the distribution endpoint shows it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct Descriptor {
+    #[serde(rename = "mediaType")]
+    pub media_type: String,
+    pub digest: String,
+    pub size: i64,
+}
+
+/// An OCI platform (`os/architecture[/variant]`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub struct OciPlatform {
+    pub architecture: String,
+    pub os: String,
+    #[serde(rename = "os.version", skip_serializing_if = "String::is_empty")]
+    pub os_version: String,
+    #[serde(rename = "os.features", skip_serializing_if = "Vec::is_empty")]
+    pub os_features: Vec<String>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub variant: String,
 }
 
 /// `errorDetail` of a progress message.

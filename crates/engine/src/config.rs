@@ -20,6 +20,8 @@ pub struct EngineConfig {
     /// The init run as PID 1 with `--init` (Docker's docker-init is tini; Debian's
     /// `tini-static` is the same program, statically linked so it runs in any image).
     pub init_binary: Option<PathBuf>,
+    /// How registries are reached (insecure ones, timeouts, parallel transfers).
+    pub registry: crate::image::registry::RegistrySettings,
 }
 
 /// Default `--data-root`.
@@ -42,6 +44,7 @@ impl EngineConfig {
                 .map(PathBuf::from)
                 .or_else(|| find_on_path("docker-init"))
                 .or_else(|| find_on_path("tini-static")),
+            registry: crate::image::registry::RegistrySettings::from_env(),
         }
     }
 

@@ -15,6 +15,8 @@ pub enum ErrorKind {
     InvalidArgument,
     /// Nothing to do: already in the requested state (304).
     NotModified,
+    /// The registry refused the credentials (401).
+    Unauthorized,
     /// Something failed inside the engine or the kernel (500).
     Internal,
 }

@@ -10,6 +10,7 @@ pub mod cgroups;
 pub mod commit;
 pub mod config;
 pub mod container;
+pub mod distribution;
 pub mod engine;
 pub mod error;
 pub mod events;

@@ -104,7 +104,7 @@ impl Engine {
             os_type: "linux".into(),
             architecture: std::env::consts::ARCH.into(),
             index_server_address: "https://index.docker.io/v1/".into(),
-            registry_config: serde_json::json!({"InsecureRegistryCIDRs": ["127.0.0.0/8"], "IndexConfigs": {}, "Mirrors": []}),
+            registry_config: crate::distribution::registry_config(&self.config.registry),
             ncpu: std::thread::available_parallelism()
                 .map(|n| n.get() as i64)
                 .unwrap_or(1),

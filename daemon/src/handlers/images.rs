@@ -53,22 +53,17 @@ pub async fn load(
     Ok(progress_lines(&msgs))
 }
 
-/// `POST /images/create`: `fromSrc=-` imports the body as a root file system; `fromImage`
-/// (pulling from a registry) is not available in berth yet.
+/// `POST /images/create`: `fromImage` pulls from a registry; `fromSrc=-` imports the body
+/// as a root file system.
 pub async fn create(
     State(engine): State<Arc<Engine>>,
     CallerId(caller): CallerId,
+    headers: axum::http::HeaderMap,
     params: Params,
     body: Body,
 ) -> Result<Response, ApiError> {
-    if let Some(image) = params.get("fromImage") {
-        let tag = params
-            .get("tag")
-            .filter(|t| !t.is_empty())
-            .unwrap_or("latest");
-        return Err(ApiError::not_found(format!(
-            "pull access denied for {image}:{tag}: berth cannot pull images from registries yet; load it with `berth load` or `docker load`"
-        )));
+    if params.get("fromImage").is_some() {
+        return super::distribution::pull(engine, caller, &params, &headers).await;
     }
     let Some(src) = params.get("fromSrc") else {
         return Err(ApiError::bad_request("fromImage or fromSrc is required"));
@@ -214,4 +209,15 @@ pub async fn commit(
     let container = params.get("container").unwrap_or("");
     let id = engine.commit_container(&caller, container, opts).await?;
     Ok((StatusCode::CREATED, Json(IdResponse { id })).into_response())
+}
+
+/// `POST /images/{name}/push?tag=`.
+pub async fn push(
+    State(engine): State<Arc<Engine>>,
+    CallerId(caller): CallerId,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Response, ApiError> {
+    super::distribution::push(engine, caller, &name, &params, &headers).await
 }

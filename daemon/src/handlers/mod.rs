@@ -3,6 +3,7 @@
 pub mod archive;
 pub mod build;
 pub mod containers;
+pub mod distribution;
 pub mod exec;
 pub mod images;
 pub mod observe;

@@ -94,10 +94,13 @@ pub enum ScenarioId {
     Fifty,
     /// A 10-step Dockerfile rebuilt with a warm cache, and after a late COPY change
     Build,
+    /// Pull (cold), unpack and push of a 100 MB image against a loopback registry (10 MB
+    /// with --quick)
+    Registry,
 }
 
 impl ScenarioId {
-    const ALL: [ScenarioId; 8] = [
+    const ALL: [ScenarioId; 9] = [
         ScenarioId::RunRm,
         ScenarioId::Exec,
         ScenarioId::Parallel,
@@ -106,6 +109,7 @@ impl ScenarioId {
         ScenarioId::DaemonKill,
         ScenarioId::Fifty,
         ScenarioId::Build,
+        ScenarioId::Registry,
     ];
 }
 
@@ -191,6 +195,8 @@ impl Plan {
                         * (scenarios::fifty::RUNNING + 2 + self.warmup + self.listing_runs)
                 }
                 ScenarioId::Build => 3 + self.warmup + 2 * self.exec_runs,
+                // Per round: rmi and pull; rmi, load, rmi; tag, two pushes, rmi.
+                ScenarioId::Registry => 9 * if self.latency_runs <= 15 { 2 } else { 5 } + 2,
             })
             .sum::<usize>();
         // The floor's starts, with run-rm's.
@@ -442,6 +448,7 @@ fn run(args: BenchArgs, cancel: Cancel) -> Result<()> {
     };
     let mut measured = Vec::new();
     let mut floor_report = None;
+    let lab_tmp = lab.tmp.clone();
     let outcome = (|| -> Result<()> {
         for s in &wanted {
             cancel.check()?;
@@ -464,6 +471,7 @@ fn run(args: BenchArgs, cancel: Cancel) -> Result<()> {
                 ScenarioId::DaemonKill => scenarios::daemon_kill::run(&ctx, engines)?,
                 ScenarioId::Fifty => scenarios::fifty::run(&ctx, engines)?,
                 ScenarioId::Build => scenarios::build::run(&ctx, engines)?,
+                ScenarioId::Registry => scenarios::registry::run(&ctx, engines, &lab_tmp)?,
             });
         }
         Ok(())

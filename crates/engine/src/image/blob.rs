@@ -83,8 +83,9 @@ impl Compression {
     }
 }
 
-/// The uncompressed content of `reader`, which may be a plain or a gzip-compressed (also
-/// multi-member) stream; other compressions are refused by name.
+/// The uncompressed content of `reader`, which may be a plain, a gzip-compressed (also
+/// multi-member) or a zstd-compressed (also multi-frame) stream; other compressions are
+/// refused by name.
 pub(crate) fn decompressed<'a>(reader: &'a mut dyn Read) -> Result<Box<dyn Read + 'a>, ImageError> {
     let mut head = [0u8; 6];
     let mut n = 0;
@@ -102,9 +103,46 @@ pub(crate) fn decompressed<'a>(reader: &'a mut dyn Read) -> Result<Box<dyn Read 
     match compression {
         Compression::None => Ok(Box::new(stream)),
         Compression::Gzip => Ok(Box::new(flate2::read::MultiGzDecoder::new(stream))),
-        Compression::Zstd => Err(ImageError::UnsupportedCompression { format: "zstd" }),
+        Compression::Zstd => Ok(Box::new(ZstdFrames::new(io::BufReader::new(stream))?)),
         Compression::Bzip2 => Err(ImageError::UnsupportedCompression { format: "bzip2" }),
         Compression::Xz => Err(ImageError::UnsupportedCompression { format: "xz" }),
+    }
+}
+
+/// A zstd stream of one or more frames, decoded (`ruzstd` decodes one frame at a time).
+struct ZstdFrames<R: io::BufRead> {
+    frame: ruzstd::decoding::StreamingDecoder<R, ruzstd::decoding::FrameDecoder>,
+}
+
+impl<R: io::BufRead> ZstdFrames<R> {
+    fn new(source: R) -> Result<Self, ImageError> {
+        let frame = ruzstd::decoding::StreamingDecoder::new(source)
+            .map_err(|e| ImageError::archive(format!("invalid zstd stream: {e}")))?;
+        Ok(Self { frame })
+    }
+}
+
+impl<R: io::BufRead> Read for ZstdFrames<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let n = self.frame.read(buf)?;
+            if n > 0 || buf.is_empty() {
+                return Ok(n);
+            }
+            // This frame is done; another may follow.
+            if self.frame.get_mut().fill_buf()?.is_empty() {
+                return Ok(0);
+            }
+            let source = self.frame.get_mut();
+            let mut decoder = ruzstd::decoding::FrameDecoder::new();
+            decoder.init(&mut *source).map_err(|e| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("invalid zstd stream: {e}"),
+                )
+            })?;
+            self.frame.decoder = decoder;
+        }
     }
 }
 
@@ -219,10 +257,30 @@ mod tests {
             decompressed(&mut empty).unwrap().read(&mut [0; 4]).unwrap(),
             0
         );
-        let mut zstd: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd, 0, 0];
+        // zstd, two frames, as `cat a.zst b.zst` makes.
+        let mut zst = Vec::new();
+        for part in ["hello ", "zstd"] {
+            zst.extend(ruzstd::encoding::compress_to_vec(
+                part.as_bytes(),
+                ruzstd::encoding::CompressionLevel::Fastest,
+            ));
+        }
+        let mut out = String::new();
+        decompressed(&mut &zst[..])
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        assert_eq!(out, "hello zstd");
+        let mut bad_zstd: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd, 0xff, 0xff, 0xff];
+        let failed = match decompressed(&mut bad_zstd) {
+            Err(e) => e.to_string(),
+            Ok(mut r) => r.read_to_end(&mut Vec::new()).unwrap_err().to_string(),
+        };
+        assert!(!failed.is_empty());
+        let mut xz: &[u8] = &[0xfd, b'7', b'z', b'X', b'Z', 0, 1];
         assert!(matches!(
-            decompressed(&mut zstd).err().unwrap(),
-            ImageError::UnsupportedCompression { format: "zstd" }
+            decompressed(&mut xz).err().unwrap(),
+            ImageError::UnsupportedCompression { format: "xz" }
         ));
     }
 

@@ -58,7 +58,9 @@ pub enum ImageError {
     LayerDigest { expected: String, actual: String },
 
     /// A layer or archive compressed in a format berth does not read.
-    #[error("unsupported compression ({format}): berth reads plain and gzip-compressed tar")]
+    #[error(
+        "unsupported compression ({format}): berth reads plain, gzip- and zstd-compressed tar"
+    )]
     UnsupportedCompression { format: &'static str },
 
     /// A layer tarball that is malformed or tries to write outside its directory.
@@ -66,6 +68,13 @@ pub enum ImageError {
     Unpack {
         #[from]
         source: UnpackError,
+    },
+
+    /// Talking to a registry failed (pull, push, login).
+    #[error(transparent)]
+    Registry {
+        #[from]
+        source: super::registry::RegistryError,
     },
 
     /// An `import --change` instruction that is not valid.
@@ -144,6 +153,7 @@ impl ImageError {
             Self::InspectNotFound { source, .. } => source.kind(),
             Self::DeleteConflict { .. } | Self::ReferenceInUse { .. } => ErrorKind::Conflict,
             Self::Unpack { source } => source.kind(),
+            Self::Registry { source } => source.kind(),
             Self::Corrupt { .. } | Self::Io { .. } => ErrorKind::Internal,
         }
     }

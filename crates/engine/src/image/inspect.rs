@@ -31,14 +31,18 @@ impl ImageStore {
         let id = self.lookup(name)?;
         let config = self.read_config(&id)?;
         let layers = self.layers_of(&id, &config)?;
-        let (repo_tags, last_tag_time) = {
+        let (repo_tags, repo_digests, last_tag_time) = {
             let index = self.lock_index()?;
             let tags = index
                 .references_of(&id)
                 .iter()
                 .map(Reference::familiar_string)
                 .collect();
-            (tags, index.last_tag_time.get(&id).cloned())
+            (
+                tags,
+                index.digests_of(&id),
+                index.last_tag_time.get(&id).cloned(),
+            )
         };
         let size: i64 = layers.iter().map(|l| l.size).sum();
         let parent = self.meta(&id).parent.unwrap_or_default();
@@ -55,7 +59,7 @@ impl ImageStore {
         Ok(ImageInspect {
             id,
             repo_tags,
-            repo_digests: Vec::new(),
+            repo_digests,
             parent,
             comment: config.comment.clone(),
             created: config.created_string(),

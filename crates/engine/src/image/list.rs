@@ -81,7 +81,14 @@ impl ImageStore {
                     tags.push(reference.familiar_string());
                 }
             }
-            let (repo_tags, repo_digests) = if tags.is_empty() {
+            let digests = index.digests_of(&id);
+            let (repo_tags, repo_digests) = if tags.is_empty() && !digests.is_empty() {
+                // Pulled by digest: named, not dangling.
+                if dangling == Some(true) || !patterns.is_empty() {
+                    continue;
+                }
+                (Vec::new(), Some(digests))
+            } else if tags.is_empty() {
                 if dangling == Some(false) || !patterns.is_empty() {
                     continue;
                 }
@@ -96,7 +103,7 @@ impl ImageStore {
                 if dangling == Some(true) {
                     continue;
                 }
-                (tags, None)
+                (tags, (!digests.is_empty()).then_some(digests))
             };
             let size = config
                 .rootfs

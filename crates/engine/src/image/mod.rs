@@ -10,7 +10,8 @@
 //! repositories.json        the tag index (one JSON file, written atomically)
 //! configs/<hex>.json       image configs, byte for byte; sha256(file) = <hex> = the image ID
 //! layers/<short>/diff/     an unpacked layer, an overlayfs lowerdir (see `layers`)
-//! layers/<short>/layer.json  its diff ID and size
+//! layers/<short>/layer.json  its diff ID and size; its original bytes beside (see `layers`)
+//! locks/<hex>.lock         held while a pull unpacks that layer, so it is unpacked once
 //! tmp/                     spooled archives and layers being unpacked; emptied on open
 //! ```
 //!
@@ -31,6 +32,7 @@ mod busybox_tests;
 mod changes;
 mod commit;
 mod config;
+mod distmeta;
 mod error;
 mod history;
 mod import;
@@ -39,8 +41,12 @@ mod layers;
 mod list;
 mod load;
 mod meta;
+pub mod progress;
 mod prune;
+pub mod pull;
+pub mod push;
 pub mod reference;
+pub mod registry;
 mod remove;
 mod save;
 mod tag;
@@ -63,7 +69,10 @@ pub use commit::{ChildImage, BERTH_DOCKER_VERSION, EMPTY_TAR_DIGEST};
 pub(crate) use config::host_architecture as host_arch;
 pub use error::ImageError;
 pub use meta::ImageMeta;
+pub use progress::Progress;
 pub use prune::{parse_until, CacheEntry};
+pub use pull::{PullOutcome, PullRequest};
+pub use push::{PushRequest, Pushed};
 pub use reference::{Reference, ReferenceError};
 pub use save::{SaveFormat, SaveItem};
 pub use unpack::{unpack_layer, UnpackError, UnpackStats};

@@ -116,6 +116,26 @@ impl Reference {
         format!("{}/{}", self.domain, self.path)
     }
 
+    /// The registry: `docker.io`, `127.0.0.1:5000`.
+    pub fn domain(&self) -> &str {
+        &self.domain
+    }
+
+    /// The repository's path within its registry: `library/busybox`.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The same repository with `digest` instead of any tag or digest it had.
+    pub fn with_digest(&self, digest: &str) -> Self {
+        Self {
+            domain: self.domain.clone(),
+            path: self.path.clone(),
+            tag: None,
+            digest: Some(digest.to_string()),
+        }
+    }
+
     /// The repository name as users write it: `busybox`, `localhost:5000/x`.
     pub fn familiar_name(&self) -> String {
         if self.domain == DEFAULT_DOMAIN {

@@ -20,6 +20,9 @@ pub(crate) struct TagIndex {
     pub tags: BTreeMap<String, String>,
     /// Image ID → when a tag was last added to it (RFC 3339), for inspect's `LastTagTime`.
     pub last_tag_time: BTreeMap<String, String>,
+    /// Repository digest (`127.0.0.1:5000/app@sha256:…`, the manifest a pull or push used)
+    /// → image ID, for `RepoDigests` and pulls by digest.
+    pub digests: BTreeMap<String, String>,
 }
 
 impl TagIndex {
@@ -41,9 +44,28 @@ impl TagIndex {
             .map_err(|e| ImageError::io(format!("cannot write {}", path.display()), e))
     }
 
-    /// The image a reference (with its tag) names.
+    /// The image a reference (with its tag, or a repository digest) names.
     pub(crate) fn get(&self, reference: &Reference) -> Option<&str> {
+        if reference.digest().is_some() && reference.tag().is_none() {
+            return self.digests.get(&reference.to_string()).map(String::as_str);
+        }
         self.tags.get(&reference.to_string()).map(String::as_str)
+    }
+
+    /// Records that `name@digest` is image `id`.
+    pub(crate) fn set_digest(&mut self, digest_reference: &Reference, id: &str) {
+        self.digests
+            .insert(digest_reference.to_string(), id.to_string());
+    }
+
+    /// The repository digests of `id`, familiar form, sorted.
+    pub(crate) fn digests_of(&self, id: &str) -> Vec<String> {
+        self.digests
+            .iter()
+            .filter(|(_, target)| *target == id)
+            .filter_map(|(name, _)| Reference::parse_normalized(name).ok())
+            .map(|r| r.familiar_string())
+            .collect()
     }
 
     /// Points `reference` at `id`, moving it from any image it named before.
@@ -55,6 +77,9 @@ impl TagIndex {
 
     /// Removes a tag; whether it was there.
     pub(crate) fn remove(&mut self, reference: &Reference) -> bool {
+        if reference.digest().is_some() && reference.tag().is_none() {
+            return self.digests.remove(&reference.to_string()).is_some();
+        }
         self.tags.remove(&reference.to_string()).is_some()
     }
 
@@ -70,6 +95,7 @@ impl TagIndex {
     /// Forgets an image entirely: its tags and its tag time.
     pub(crate) fn forget(&mut self, id: &str) {
         self.tags.retain(|_, target| target != id);
+        self.digests.retain(|_, target| target != id);
         self.last_tag_time.remove(id);
     }
 }

@@ -10,6 +10,7 @@ pub mod fifty;
 pub mod listing;
 pub mod memory;
 pub mod parallel;
+pub mod registry;
 pub mod run_rm;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
