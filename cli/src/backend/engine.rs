@@ -488,17 +488,8 @@ impl Backend for EngineBackend {
     }
 
     async fn commit_container(&self, container: &str, opts: &CommitOptions) -> Result<String> {
-        let opts = engine::commit::CommitOptions {
-            repo: opts.repo.clone(),
-            tag: opts.tag.clone(),
-            comment: opts.comment.clone(),
-            author: opts.author.clone(),
-            pause: opts.pause,
-            changes: opts.changes.clone(),
-            config: None,
-        };
         self.engine
-            .commit_container(&self.caller, container, opts)
+            .commit_container(&self.caller, container, opts.clone())
             .await
             .map_err(refused)
     }
@@ -526,19 +517,7 @@ impl Backend for EngineBackend {
         context: ByteReader,
         opts: &BuildOptions,
     ) -> Result<ProgressStream> {
-        let options = engine::build::BuildOptions {
-            dockerfile: opts.dockerfile.clone(),
-            tags: opts.tags.clone(),
-            target: opts.target.clone(),
-            quiet: opts.quiet,
-            no_cache: opts.no_cache,
-            pull: opts.pull,
-            remove: opts.remove,
-            force_remove: opts.force_remove,
-            labels: opts.labels.clone(),
-            build_args: opts.build_args.clone(),
-            platform: opts.platform.clone(),
-        };
+        let options = opts.clone();
         let (tx, mut rx) = mpsc::channel(64);
         let engine = self.engine.clone();
         let caller = self.caller;

@@ -159,34 +159,10 @@ pub struct ImportOptions {
     pub changes: Vec<String>,
 }
 
-/// Options of a commit.
-#[derive(Debug, Clone, Default)]
-pub struct CommitOptions {
-    /// `repo[:tag]` as the user wrote it, split by the command.
-    pub repo: Option<String>,
-    pub tag: Option<String>,
-    pub comment: String,
-    pub author: String,
-    pub pause: bool,
-    pub changes: Vec<String>,
-}
-
-/// Options of a build (the context travels separately, as a tar).
-#[derive(Debug, Clone, Default)]
-pub struct BuildOptions {
-    /// The Dockerfile's path inside the context.
-    pub dockerfile: String,
-    pub tags: Vec<String>,
-    pub target: Option<String>,
-    pub quiet: bool,
-    pub no_cache: bool,
-    pub pull: bool,
-    pub remove: bool,
-    pub force_remove: bool,
-    pub labels: std::collections::BTreeMap<String, String>,
-    pub build_args: std::collections::BTreeMap<String, Option<String>>,
-    pub platform: Option<String>,
-}
+/// Options of a commit and of a build (the build's context travels separately, as a tar):
+/// the engine's own, so both backends send the same thing.
+pub use ::engine::build::BuildOptions;
+pub use ::engine::commit::CommitOptions;
 
 /// What to pull and how.
 #[derive(Debug, Clone, Default)]

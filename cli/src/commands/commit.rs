@@ -46,6 +46,7 @@ pub async fn commit<B: Backend>(backend: &B, args: CommitArgs) -> anyhow::Result
         author: args.author,
         pause: args.pause,
         changes: args.change,
+        config: None,
     };
     let id = backend.commit_container(&args.container, &opts).await?;
     println!("{id}");
